@@ -1,0 +1,39 @@
+"""Supervised warm-up (behaviour cloning) of the VLA on scripted-expert demonstrations.
+
+Collect:   python -m rl2vla_jax.collect_demos --config=configs/sft.py --num_episodes=N --out=demos/train
+Run:       python -m rl2vla_jax.sft --config=configs/sft.py [--workdir=runs/sft]
+Hardware:  bare file = tiny random OpenVLA on CPU (minutes on 2 cores); `:paper` = OpenVLA-7B,
+           LoRA r32/alpha16, lr 5e-4 (OpenVLA's fine-tuning recipe) on one or more 80 GB GPUs.
+Expect:    held-out action-token accuracy far above chance (1/256); the checkpoint is a valid
+           `init_from` for `python -m rl2vla_jax.train`.
+"""
+
+from configs import default
+
+
+def get_config(arg: str | None = None):
+    presets = default.parse_presets(arg)
+    c = default.apply_presets(default.base_config(), presets)
+    c.name = "sft"
+    c.data_dir = "demos/train"
+    c.val_fraction = 0.1  # of episodes, held out for validation loss and token accuracy
+    c.sft = default.ml_collections.ConfigDict()
+    c.sft.learning_rate = 5e-4
+    c.sft.batch_size = 8
+    c.sft.steps = 200
+    c.sft.eval_every = 50
+    c.sft.augment = False  # random resized crop + colour jitter, as OpenVLA's image_aug
+    c.sft.num_workers = 0
+    c.collect = default.ml_collections.ConfigDict()
+    c.collect.num_episodes = 50
+    c.collect.num_workers = 2
+    if "paper" in presets:
+        c.lora.rank, c.lora.alpha = 32, 16.0
+        c.sft.batch_size = 16
+        c.sft.steps = 20000
+        c.sft.eval_every = 1000
+        c.sft.augment = True
+        c.env.max_episode_steps = 80
+        c.collect.num_episodes = 16000
+    c.lock()
+    return c

@@ -1,0 +1,62 @@
+"""Shared pieces of the thin command-line entry points (absl flags + a config file)."""
+
+import glob
+import os
+import sys
+from collections.abc import Callable
+
+from absl import app, flags
+
+from rl2vla_jax.train.hparams import ConfigError
+
+
+def one_line(err: BaseException | str) -> str:
+    """The gist of an error as one line (config_flags wraps causes in tracebacks)."""
+    text = str(err).replace("\\n", "\n").replace("\\'", "'").strip()
+    if len(text) > 1 and text[0] == text[-1] and text[0] in "'\"":  # repr()-quoted KeyError text
+        text = text[1:-1]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if any(line.startswith("Traceback") for line in lines):
+        lines = [lines[-1].split(": ", 1)[-1]]  # the raised exception's message
+    return " ".join(lines) or type(err).__name__
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print one line on stderr and exit non-zero (bad input, nothing written)."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def _check_config_path(argv: list[str]) -> None:
+    for i, arg in enumerate(argv):
+        value = arg.split("=", 1)[1] if arg.startswith("--config=") else None
+        if arg == "--config" and i + 1 < len(argv):
+            value = argv[i + 1]
+        if value is not None:
+            path = value.split(":", 1)[0]
+            if not os.path.isfile(path):
+                folder = os.path.dirname(path) or "."
+                known = sorted(os.path.relpath(p) for p in glob.glob(os.path.join(folder, "*.py")))
+                known = [p for p in known if not os.path.basename(p).startswith("_")]
+                hint = f"; existing configs: {', '.join(known)}" if known else ""
+                fail(f"config file {path} does not exist{hint}")
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    _check_config_path(argv)
+    try:
+        return flags.FLAGS(argv)
+    except (flags.Error, AttributeError, KeyError, ValueError, OSError) as err:
+        fail(one_line(err))
+
+
+def run(main: Callable[[list[str]], None]) -> None:
+    """app.run with flag and config errors reported as one line and exit code 2."""
+
+    def guarded(argv):
+        try:
+            main(argv)
+        except (ConfigError, FileNotFoundError) as err:
+            fail(one_line(err))
+
+    app.run(guarded, flags_parser=_parse_flags)

@@ -1,0 +1,96 @@
+"""The config, checked once at the edge and turned into frozen hyper-parameters.
+
+The RL maths and jitted steps take `RLHparams` (plain numbers, hashable, so it can be bound
+with functools.partial and used as a static argument), never a ConfigDict.
+"""
+
+import dataclasses
+
+import ml_collections
+
+ALGORITHMS = ("ppo", "grpo", "grpo_s")
+CRITICS = ("value_head", "entropy_concat", "film_evi")
+DESCRIPTOR_MODES = ("mean", "sum")
+ENV_BACKENDS = ("cpu", "gpu")
+MODEL_PRESETS = ("tiny", "openvla_7b")
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; its message is one line naming the key and the fix."""
+
+
+def _check_choice(key: str, value, valid) -> None:
+    if value not in valid:
+        raise ConfigError(f"config.{key}={value!r} is not valid; choose one of: {', '.join(map(str, valid))}")
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Raise ConfigError (one line) for the first invalid choice in `config`."""
+    _check_choice("algorithm", config.algorithm, ALGORITHMS)
+    _check_choice("critic.name", config.critic.name, CRITICS)
+    _check_choice("critic.descriptor_mode", config.critic.descriptor_mode, DESCRIPTOR_MODES)
+    _check_choice("env.backend", config.env.backend, ENV_BACKENDS)
+    _check_choice("model.preset", config.model.preset, MODEL_PRESETS)
+    samples = config.env.num_envs * config.env.max_episode_steps
+    per_update = config.ppo.minibatch_size * config.ppo.grad_accum_steps
+    if per_update <= 0 or samples % per_update:
+        raise ConfigError(
+            f"a rollout of env.num_envs*env.max_episode_steps={samples} samples does not split into "
+            f"updates of ppo.minibatch_size*ppo.grad_accum_steps={per_update}; make the second divide the first"
+        )
+    if config.algorithm.startswith("grpo") and config.env.num_envs % config.grpo_group_size:
+        raise ConfigError(
+            f"env.num_envs={config.env.num_envs} is not a multiple of grpo_group_size={config.grpo_group_size}"
+        )
+    for key in ("ppo.clip_eps", "optim.actor_lr", "optim.critic_lr", "rollout.temperature"):
+        section, name = key.split(".")
+        if config[section][name] < 0:
+            raise ConfigError(f"config.{key}={config[section][name]} must be >= 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class RLHparams:
+    algorithm: str
+    critic: str
+    gamma: float
+    gae_lambda: float
+    clip_eps: float
+    value_clip_eps: float | None
+    huber_delta: float | None
+    value_loss_coef: float
+    value_loss_entropy_coef: float
+    normalize_advantages: bool
+    epochs: int
+    minibatch_size: int
+    grad_accum_steps: int
+    temperature: float
+    descriptor_mode: str
+    detach_descriptor: bool
+    group_size: int
+
+    @property
+    def uses_critic(self) -> bool:
+        return self.algorithm == "ppo"
+
+
+def rl_hparams(config: ml_collections.ConfigDict) -> RLHparams:
+    validate(config)
+    return RLHparams(
+        algorithm=config.algorithm,
+        critic=config.critic.name,
+        gamma=float(config.ppo.gamma),
+        gae_lambda=float(config.ppo.gae_lambda),
+        clip_eps=float(config.ppo.clip_eps),
+        value_clip_eps=None if config.ppo.value_clip_eps is None else float(config.ppo.value_clip_eps),
+        huber_delta=None if config.ppo.huber_delta is None else float(config.ppo.huber_delta),
+        value_loss_coef=float(config.ppo.value_loss_coef),
+        value_loss_entropy_coef=float(config.ppo.value_loss_entropy_coef),
+        normalize_advantages=bool(config.ppo.normalize_advantages),
+        epochs=int(config.ppo.epochs),
+        minibatch_size=int(config.ppo.minibatch_size),
+        grad_accum_steps=int(config.ppo.grad_accum_steps),
+        temperature=float(config.rollout.temperature),
+        descriptor_mode=config.critic.descriptor_mode,
+        detach_descriptor=bool(config.critic.detach_descriptor),
+        group_size=int(config.grpo_group_size),
+    )

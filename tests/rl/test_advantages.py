@@ -1,0 +1,95 @@
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import rlax
+
+from rl2vla_jax.rl import advantages
+
+
+def _random_rollout(key, steps=80, envs=64):
+    k1, k2, k3, k4 = jax.random.split(key, 4)
+    rewards = jax.random.normal(k1, (steps, envs))
+    values = jax.random.normal(k2, (steps, envs))
+    dones = (jax.random.uniform(k3, (steps, envs)) < 0.05).astype(jnp.float32)
+    bootstrap = jax.random.normal(k4, (envs,))
+    return rewards, values, dones, bootstrap
+
+
+def test_gae_hand_case_with_termination_inside_horizon():
+    # T=3, one env; the episode terminates at t=1 so t=1 does not bootstrap from V_2.
+    rewards = jnp.array([[1.0], [2.0], [3.0]])
+    values = jnp.array([[0.5], [1.0], [1.5]])
+    dones = jnp.array([[0.0], [1.0], [0.0]])
+    bootstrap = jnp.array([2.0])
+    gamma, lam = 0.9, 0.8
+    d2 = 3.0 + 0.9 * 2.0 - 1.5  # 3.3
+    d1 = 2.0 - 1.0  # 1.0, terminated: no V_2
+    d0 = 1.0 + 0.9 * 1.0 - 0.5  # 1.4
+    a2, a1 = d2, d1
+    a0 = d0 + gamma * lam * a1
+    adv, ret = advantages.gae_advantages(rewards, values, dones, bootstrap, gamma, lam)
+    np.testing.assert_allclose(adv[:, 0], [a0, a1, a2], rtol=1e-6)
+    np.testing.assert_allclose(ret[:, 0], [a0 + 0.5, a1 + 1.0, a2 + 1.5], rtol=1e-6)
+
+
+def test_gae_matches_rlax_on_random_rollouts():
+    for seed in range(3):
+        rewards, values, dones, bootstrap = _random_rollout(jax.random.PRNGKey(seed))
+        assert 0 < float(dones.sum()) < dones.size  # terminations inside the horizon
+        gamma, lam = 0.99, 0.95
+        adv, ret = advantages.gae_advantages(rewards, values, dones, bootstrap, gamma, lam)
+        discounts = gamma * (1.0 - dones)
+        values_tp1 = jnp.concatenate([values, bootstrap[None]], axis=0)
+        expected = jax.vmap(
+            rlax.truncated_generalized_advantage_estimation, in_axes=(1, 1, None, 1), out_axes=1
+        )(rewards, discounts, lam, values_tp1)
+        np.testing.assert_allclose(adv, expected, atol=1e-6, rtol=0)
+        np.testing.assert_allclose(ret, expected + values, atol=1e-6, rtol=0)
+
+
+def test_gae_jit_matches_eager_and_traces_once():
+    rewards, values, dones, bootstrap = _random_rollout(jax.random.PRNGKey(7), 17, 11)
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def f(r, v, d, b):
+        return advantages.gae_advantages(r, v, d, b, 0.99, 0.95)
+
+    for _ in range(3):
+        jitted = f(rewards, values, dones, bootstrap)
+    eager = advantages.gae_advantages(rewards, values, dones, bootstrap, 0.99, 0.95)
+    chex.assert_trees_all_close(jitted, eager, atol=1e-6)
+
+
+def test_reward_to_go_undiscounted_resets_at_done():
+    rewards = jnp.array([[1.0, 0.0], [2.0, 1.0], [3.0, 1.0]])
+    dones = jnp.array([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0]])
+    np.testing.assert_allclose(advantages.reward_to_go(rewards, dones), [[3.0, 2.0], [2.0, 2.0], [3.0, 1.0]])
+
+
+def test_grpo_advantages_hand_case_and_per_group_standardisation():
+    returns = jnp.array([1.0, 3.0, 10.0, 10.0, 0.0, 4.0])
+    groups = jnp.array([0, 0, 1, 1, 2, 2])
+    got = advantages.grpo_advantages(returns, groups)
+    # group 0: mean 2, std 1; group 1: identical -> 0; group 2: mean 2, std 2
+    np.testing.assert_allclose(got, [-1.0, 1.0, 0.0, 0.0, -1.0, 1.0], atol=1e-5)
+    # time-major: each step standardised within the group at that step
+    returns_tb = jax.random.normal(jax.random.PRNGKey(0), (5, 6))
+    got_tb = advantages.grpo_advantages(returns_tb, groups)
+    for t in range(5):
+        np.testing.assert_allclose(got_tb[t], advantages.grpo_advantages(returns_tb[t], groups), atol=1e-6)
+        for g in range(3):
+            np.testing.assert_allclose(np.asarray(got_tb[t])[np.asarray(groups) == g].mean(), 0.0, atol=1e-5)
+
+
+def test_normalize_zero_mean_unit_std_and_mask():
+    adv = jax.random.normal(jax.random.PRNGKey(5), (17, 11)) * 4.0 + 3.0
+    out = advantages.normalize(adv)
+    np.testing.assert_allclose(float(out.mean()), 0.0, atol=1e-5)
+    np.testing.assert_allclose(float(out.std()), 1.0, atol=1e-4)
+    mask = jnp.arange(17 * 11).reshape(17, 11) % 3 != 0
+    masked = advantages.normalize(adv, mask)
+    sel = np.asarray(masked)[np.asarray(mask)]
+    np.testing.assert_allclose([sel.mean(), sel.std()], [0.0, 1.0], atol=1e-4)
+    assert float(jnp.abs(jnp.where(mask, 0.0, masked)).max()) == 0.0
