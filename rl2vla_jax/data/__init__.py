@@ -1,0 +1,1 @@
+"""Demonstration datasets, normalisation statistics and the image/prompt pipeline."""

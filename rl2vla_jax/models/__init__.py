@@ -1,0 +1,1 @@
+"""Flax modules: vision towers, projector, Llama, the OpenVLA composition, LoRA, critics."""

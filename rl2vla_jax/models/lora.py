@@ -1,0 +1,123 @@
+"""LoRA: a LoRA-aware Linear layer, the trainable mask, and merging into the base weights.
+
+A targeted layer computes (PEFT's order of operations, so outputs match PyTorch):
+
+    y = x W + b + (alpha / r) * (x A) B,   W: [in, out], A: [in, r], B: [r, out]
+
+with A ~ N(0, (1/r)^2) (PEFT's "gaussian" init) and B = 0, so an adapted model starts equal to
+its base. Which layers are targeted is a regex list over '/'-joined parameter paths
+(`LoraConfig.targets`), matched against the module path, e.g. `llm/layers/self_attn/q_proj`.
+LoRA factors are kept in float32 whatever the base parameter dtype.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from rl2vla_jax.models.config import LoraConfig
+
+LORA_A = "lora_a"
+LORA_B = "lora_b"
+
+
+def module_path(module: nn.Module) -> str:
+    """'/'-joined parameter path of a bound module (the same inside nn.scan)."""
+    return "/".join(str(p) for p in module.scope.path)
+
+
+def is_lora_target(path: str, lora: LoraConfig | None) -> bool:
+    return lora is not None and any(re.search(t, path) for t in lora.targets)
+
+
+class Linear(nn.Module):
+    """Dense layer with torch-compatible numerics and optional LoRA factors."""
+
+    features: int
+    use_bias: bool = True
+    param_dtype: Any = jnp.float32
+    dtype: Any = jnp.float32
+    lora: LoraConfig | None = None
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        in_features = x.shape[-1]
+        kernel = self.param(
+            "kernel", nn.initializers.lecun_normal(), (in_features, self.features), self.param_dtype
+        )
+        y = jnp.dot(x.astype(self.dtype), kernel.astype(self.dtype))
+        if self.use_bias:
+            bias = self.param("bias", nn.initializers.zeros, (self.features,), self.param_dtype)
+            y = y + bias.astype(self.dtype)
+        if is_lora_target(module_path(self), self.lora):
+            rank = self.lora.rank
+            lora_a = self.param(LORA_A, nn.initializers.normal(1.0 / rank), (in_features, rank), jnp.float32)
+            lora_b = self.param(LORA_B, nn.initializers.zeros, (rank, self.features), jnp.float32)
+            down = jnp.dot(x.astype(self.dtype), lora_a.astype(self.dtype))
+            y = y + (jnp.dot(down, lora_b.astype(self.dtype)) * self.lora.scale).astype(y.dtype)
+        return y
+
+
+def _path_names(path: tuple) -> tuple[str, ...]:
+    return tuple(getattr(k, "key", getattr(k, "name", str(k))) for k in path)
+
+
+def lora_mask(params: Any) -> Any:
+    """Pytree of bools: True exactly at LoRA factors. Use with `optax.masked`/`multi_transform`."""
+    return jax.tree_util.tree_map_with_path(lambda p, _: _path_names(p)[-1] in (LORA_A, LORA_B), params)
+
+
+def trainable_mask(params: Any, extra_trainable: Callable[[tuple[str, ...]], bool] | None = None) -> Any:
+    """LoRA factors plus whatever `extra_trainable(path_names)` accepts (e.g. the critic)."""
+
+    def is_trainable(path, _):
+        names = _path_names(path)
+        return names[-1] in (LORA_A, LORA_B) or bool(extra_trainable and extra_trainable(names))
+
+    return jax.tree_util.tree_map_with_path(is_trainable, params)
+
+
+def count_params(params: Any, mask: Any | None = None) -> int:
+    leaves = jax.tree_util.tree_leaves(params)
+    if mask is None:
+        return sum(x.size for x in leaves)
+    return sum(x.size for x, m in zip(leaves, jax.tree_util.tree_leaves(mask), strict=True) if m)
+
+
+def _map_lora_layers(params: dict, fn: Callable[[dict], dict]) -> dict:
+    """Apply `fn` to every param dict that holds LoRA factors (recursively)."""
+    if not isinstance(params, dict):
+        return params
+    if LORA_A in params:
+        return fn(params)
+    return {k: _map_lora_layers(v, fn) for k, v in params.items()}
+
+
+def merge_lora(params: dict, lora: LoraConfig) -> dict:
+    """Fold the factors into the base kernel and drop them: W' = W + (alpha/r) A B.
+
+    Works on scanned stacks ([layers, in, out] kernels) too. The result needs a config with
+    `lora=None` to be applied.
+    """
+
+    def merge(layer: dict) -> dict:
+        layer = dict(layer)
+        lora_a, lora_b = layer.pop(LORA_A), layer.pop(LORA_B)
+        delta = jnp.matmul(lora_a.astype(jnp.float32), lora_b.astype(jnp.float32)) * lora.scale
+        kernel = layer["kernel"]
+        layer["kernel"] = (kernel.astype(jnp.float32) + delta).astype(kernel.dtype)
+        return layer
+
+    return _map_lora_layers(params, merge)
+
+
+def strip_lora(params: dict) -> dict:
+    """Base parameters only (the LoRA factors dropped)."""
+    return _map_lora_layers(
+        params, lambda layer: {k: v for k, v in layer.items() if k not in (LORA_A, LORA_B)}
+    )

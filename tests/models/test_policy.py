@@ -1,0 +1,175 @@
+"""The Flax OpenVLA policy on its own: KV cache, padding, LoRA, compile counts."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rl2vla_jax.data import prompt
+from rl2vla_jax.models import config as config_lib
+from rl2vla_jax.models import lora as lora_lib
+from rl2vla_jax.rl import policy
+
+# One compiled program per shape/config, shared by the tests (compiles dominate run time).
+score = jax.jit(policy.action_logits_and_hidden, static_argnums=1)
+INSTRUCTIONS = ["put the carrot on the plate", "Stack the red block in the basket quickly", "push the cup"]
+
+
+def randomise_lora_b(params, seed=1, std=0.3):
+    """B = 0 at init makes LoRA a no-op; give it values so LoRA paths are exercised."""
+    rng = np.random.default_rng(seed)
+
+    def draw(path, leaf):
+        if getattr(path[-1], "key", None) != lora_lib.LORA_B:
+            return leaf
+        return jnp.asarray(rng.normal(0.0, std, leaf.shape), leaf.dtype)
+
+    return jax.tree_util.tree_map_with_path(draw, params)
+
+
+@pytest.fixture(scope="module")
+def setup():
+    cfg = config_lib.tiny()
+    params = randomise_lora_b(policy.init_params(cfg, jax.random.key(0)))
+    tokenizer = prompt.load_tokenizer(prompt.tiny_tokenizer())
+    ids, mask = prompt.encode_prompts(tokenizer, INSTRUCTIONS, max_len=40)
+    rng = np.random.default_rng(0)
+    pixels = rng.normal(size=(len(INSTRUCTIONS), cfg.image_size, cfg.image_size, 6)).astype(np.float32)
+    return cfg, params, jnp.asarray(pixels), jnp.asarray(ids), jnp.asarray(mask)
+
+
+def test_prompts_differ_in_length(setup):
+    _, _, _, _, mask = setup
+    assert len(set(np.asarray(mask).sum(1).tolist())) == 3
+
+
+def test_cached_decode_matches_teacher_forced_forward(setup):
+    cfg, params, pixels, ids, mask = setup
+    out = policy.sample_actions(params, cfg, pixels, ids, mask, jax.random.key(3), 1.0)
+    logits, hidden = score(params, cfg, pixels, ids, mask, out["tokens"])
+    np.testing.assert_allclose(out["logits"], logits, atol=2e-5, rtol=1e-5)
+    np.testing.assert_allclose(out["hidden"], hidden, atol=2e-5, rtol=1e-5)
+    log_p = jax.nn.log_softmax(logits, -1)
+    expected = jnp.take_along_axis(log_p, out["tokens"][..., None], -1)[..., 0]
+    np.testing.assert_allclose(out["log_probs"], expected, atol=2e-5)
+    p = jnp.exp(log_p)
+    np.testing.assert_allclose(out["entropies"], -(p * log_p).sum(-1) / np.log(256), atol=2e-6)
+    assert out["tokens"].dtype == jnp.int32 and out["tokens"].shape == (3, 7)
+    np.testing.assert_array_equal(out["token_ids"], out["tokens"] + cfg.action_token_begin)
+
+
+def test_teacher_forced_matches_full_vocab_forward(setup):
+    """Right-padded scoring == the plain model on each unpadded sequence, sliced to the bins."""
+    cfg, params, pixels, ids, mask = setup
+    tokens = jax.random.randint(jax.random.key(5), (3, 7), 0, 256)
+    logits, _ = score(params, cfg, pixels, ids, mask, tokens)
+    model = policy.OpenVLA(cfg)
+    for b in [1]:  # the longest prompt; test_batched_equals_one_by_one covers the others
+        n = int(mask[b].sum())
+        seq = jnp.concatenate([ids[b, :n], tokens[b] + cfg.action_token_begin])[None]
+        full = jax.jit(model.apply)({"params": params}, pixels[b : b + 1], seq)
+        start = n - 1 + cfg.num_patches
+        expected = full[0, start : start + 7, cfg.action_token_begin : cfg.action_token_end]
+        np.testing.assert_allclose(logits[b], expected, atol=2e-5, rtol=1e-5)
+
+
+def test_batched_equals_one_by_one(setup):
+    cfg, params, pixels, ids, mask = setup
+    batched = policy.sample_actions(params, cfg, pixels, ids, mask, jax.random.key(0), 0.0)
+    for b in range(3):
+        # Row 0 alone and unpadded; rows 1, 2 alone but padded (one compile for both).
+        n = int(mask[b].sum()) if b == 0 else ids.shape[1]
+        single = policy.sample_actions(
+            params, cfg, pixels[b : b + 1], ids[b : b + 1, :n], mask[b : b + 1, :n], jax.random.key(0), 0.0
+        )
+        np.testing.assert_array_equal(single["tokens"][0], batched["tokens"][b])
+        np.testing.assert_allclose(single["logits"][0], batched["logits"][b], atol=2e-5, rtol=1e-5)
+
+
+def test_greedy_is_argmax_and_sampling_varies(setup):
+    cfg, params, pixels, ids, mask = setup
+    greedy = policy.sample_actions(params, cfg, pixels, ids, mask, jax.random.key(0), 0.0)
+    np.testing.assert_array_equal(greedy["tokens"], jnp.argmax(greedy["logits"], -1))
+    hot = [
+        policy.sample_actions(params, cfg, pixels, ids, mask, jax.random.key(s), 5.0)["tokens"]
+        for s in (1, 2)
+    ]
+    assert not np.array_equal(hot[0], hot[1])
+    # log-probs are taken at the sampling temperature.
+    out = policy.sample_actions(params, cfg, pixels, ids, mask, jax.random.key(1), 5.0)
+    log_p = jax.nn.log_softmax(out["logits"] / 5.0, -1)
+    expected = jnp.take_along_axis(log_p, out["tokens"][..., None], -1)[..., 0]
+    np.testing.assert_allclose(out["log_probs"], expected, atol=2e-5)
+
+
+def test_one_compile_per_shape(setup):
+    cfg, params, pixels, ids, mask = setup
+    policy.sample_actions(params, cfg, pixels, ids, mask, jax.random.key(0), 1.0)
+    before = policy._sample_actions._cache_size()
+    for seed, temperature in [(1, 0.0), (2, 0.6), (3, 1.0)]:
+        policy.sample_actions(params, cfg, pixels, ids, mask, jax.random.key(seed), temperature)
+    assert policy._sample_actions._cache_size() == before
+
+
+def test_merge_lora_matches_adapted_model(setup):
+    cfg, params, pixels, ids, mask = setup
+    tokens = jax.random.randint(jax.random.key(7), (3, 7), 0, 256)
+    adapted, _ = score(params, cfg, pixels, ids, mask, tokens)
+    merged_params = lora_lib.merge_lora(params, cfg.lora)
+    base_cfg = cfg.replace(lora=None)
+    merged, _ = score(merged_params, base_cfg, pixels, ids, mask, tokens)
+    np.testing.assert_allclose(adapted, merged, atol=5e-5, rtol=1e-4)
+    base, _ = score(lora_lib.strip_lora(params), base_cfg, pixels, ids, mask, tokens)
+    assert np.abs(np.asarray(base - adapted)).max() > 1e-3  # the adapter matters
+
+
+def test_fresh_lora_is_identity_and_mask_selects_factors():
+    cfg = config_lib.tiny()
+    params = policy.init_params(cfg, jax.random.key(1))
+    mask = policy.trainable_mask(params)
+    names = {
+        "/".join(getattr(k, "key", str(k)) for k in path)
+        for path, m in jax.tree_util.tree_flatten_with_path(mask)[0]
+        if m
+    }
+    assert all(n.endswith(("lora_a", "lora_b")) for n in names)
+    # 2 ViT towers x 4 linears, 3 projector layers, 7 LLM linears: every Linear but lm_head.
+    assert len(names) == 2 * (2 * 4 + 3 + 7)
+    assert not any("lm_head" in n for n in names)
+    lora_a = params["llm"]["layers"]["self_attn"]["q_proj"]["lora_a"]
+    assert abs(float(jnp.std(lora_a)) - 1 / cfg.lora.rank) < 0.1
+    assert float(jnp.abs(params["projector"]["fc1"]["lora_b"]).max()) == 0.0
+    total, trainable = lora_lib.count_params(params), lora_lib.count_params(params, mask)
+    assert 0 < trainable < total
+
+
+def test_gradients_reach_lora_factors(setup):
+    cfg, params, pixels, ids, mask = setup
+    tokens = jax.random.randint(jax.random.key(9), (3, 7), 0, 256)
+
+    def loss(p):
+        logits, hidden = score(p, cfg, pixels, ids, mask, tokens)
+        return -jnp.take_along_axis(jax.nn.log_softmax(logits), tokens[..., None], -1).mean() + hidden.mean()
+
+    grads = jax.jit(jax.grad(loss))(params)
+    for path in [
+        ("vision", "dino", "blocks", "attn", "qkv"),
+        ("projector", "fc2"),
+        ("llm", "layers", "mlp", "up_proj"),
+    ]:
+        node = grads
+        for key in path:
+            node = node[key]
+        assert float(jnp.abs(node["lora_a"]).max()) > 0 and float(jnp.abs(node["lora_b"]).max()) > 0
+
+
+def test_remat_and_bf16_configs_run(setup):
+    _, params, pixels, ids, mask = setup
+    cfg = config_lib.tiny(remat_policy="dots", compute_dtype="bfloat16", param_dtype="bfloat16")
+    bf16_params = jax.tree_util.tree_map(lambda x: x.astype(jnp.bfloat16), lora_lib.strip_lora(params))
+    cfg = cfg.replace(lora=None)
+    tokens = jnp.zeros((3, 7), jnp.int32) + 17
+    logits, _ = score(bf16_params, cfg, pixels, ids, mask, tokens)
+    f32_logits, _ = score(lora_lib.strip_lora(params), config_lib.tiny(lora=None), pixels, ids, mask, tokens)
+    assert logits.dtype == jnp.float32
+    np.testing.assert_allclose(logits, f32_logits, atol=0.1)
