@@ -1,0 +1,124 @@
+"""Scripted-expert rollouts recorded as demonstration steps (used by `rl2vla_jax.collect_demos`)."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import numpy as np
+from tqdm import tqdm
+
+from rl2vla_jax.data import demos
+from rl2vla_jax.envs.settings import SETTINGS
+
+SUCCESS_HOLD_STEPS = 2  # keep recording this many steps after a stable success (retreat)
+
+_worker_state: dict = {}
+
+
+def _init_worker(setting: str, image_size: int, max_steps: int):
+    from rl2vla_jax.envs.cpu_worker import make_single_env
+    from rl2vla_jax.envs.expert import ScriptedExpert
+
+    env = make_single_env(SETTINGS[setting].env_id, image_size, max_steps)
+    _worker_state.update(env=env, expert=ScriptedExpert(env), max_steps=max_steps)
+
+
+def record_episode(seed: int):
+    """Roll the expert out for one episode; returns (seed, encoded step records, actions, proprios, success)."""
+    from rl2vla_jax.envs.actions import openvla_to_controller
+    from rl2vla_jax.envs.expert import RETREAT
+
+    env, expert, max_steps = _worker_state["env"], _worker_state["expert"], _worker_state["max_steps"]
+    obs, _ = env.reset(seed=int(seed))
+    expert.reset()
+    unwrapped = env.unwrapped
+    instruction = unwrapped.instructions[0]
+    steps, held = [], 0
+    for t in range(max_steps):
+        tcp = unwrapped.agent.tcp_pose.raw_pose[0].cpu().numpy()
+        opening = float(unwrapped.agent.robot.get_qpos()[0, -2:].sum())
+        action = expert.act()
+        image = obs["sensor_data"]["base_camera"]["rgb"][0].cpu().numpy()
+        obs, reward, _, _, info = env.step(openvla_to_controller(action))
+        success = bool(info["success"][0])
+        held = held + 1 if (success and expert.phase == RETREAT) else 0
+        steps.append(
+            dict(
+                episode=int(seed),
+                step=t,
+                image=image,
+                instruction=instruction,
+                action=action,
+                proprio=np.concatenate([tcp, [opening]]).astype(np.float32),
+                reward=float(reward[0]),
+                is_first=t == 0,
+                is_last=False,
+                success=success,
+            )
+        )
+        if held >= SUCCESS_HOLD_STEPS:
+            break
+    episode_success = steps[-1]["success"]
+    steps[-1]["is_last"] = True
+    for step in steps:
+        step["episode_success"] = episode_success
+    records = [demos.encode_step(step) for step in steps]
+    actions = np.stack([s["action"] for s in steps])
+    proprios = np.stack([s["proprio"] for s in steps])
+    return int(seed), records, actions, proprios, episode_success
+
+
+def collect(
+    out: str,
+    num_episodes: int,
+    setting: str = "train",
+    image_size: int = 224,
+    max_steps: int = 40,
+    num_workers: int = 1,
+    seed: int = 0,
+    episodes_per_shard: int = 32,
+) -> dict:
+    """Collect until `out` holds `num_episodes` successful episodes (resuming what is there).
+
+    Episode seeds are seed, seed+1, ...; seeds already recorded (successful or failed) are
+    skipped, so an interrupted run picks up where it stopped."""
+    writer = demos.DemoWriter(out, episodes_per_shard=episodes_per_shard)
+    progress = tqdm(total=num_episodes, initial=min(writer.num_successful, num_episodes), unit="episode")
+    pool = None
+    if num_workers > 1:
+        pool = multiprocessing.get_context("spawn").Pool(
+            num_workers, initializer=_init_worker, initargs=(setting, image_size, max_steps)
+        )
+    else:
+        _init_worker(setting, image_size, max_steps)
+    next_seed = seed
+    try:
+        while writer.num_successful < num_episodes:
+            missing = num_episodes - writer.num_successful
+            batch = []
+            while len(batch) < missing + max(num_workers - 1, 0):
+                if next_seed not in writer.done_seeds:
+                    batch.append(next_seed)
+                next_seed += 1
+            results = pool.imap_unordered(record_episode, batch) if pool else map(record_episode, batch)
+            for episode_seed, records, actions, proprios, success in results:
+                if writer.num_successful >= num_episodes:
+                    continue  # surplus from the last batch: not recorded, so not marked done
+                writer.add_episode(episode_seed, records, actions, proprios, success)
+                progress.update(int(success))
+                progress.set_postfix(failed=len(writer.done_seeds) - writer.num_successful)
+    finally:
+        writer.close()
+        progress.close()
+        if pool is not None:
+            pool.terminate()
+        elif "env" in _worker_state:
+            _worker_state.pop("env").close()
+    return writer_summary(out)
+
+
+def writer_summary(out: str) -> dict:
+    manifest = demos.read_manifest(out)
+    successful = sum(len(e["episodes"]) for e in manifest)
+    failed = sum(len(e.get("failed", [])) for e in manifest)
+    return dict(successful=successful, failed=failed, steps=sum(e["steps"] for e in manifest))

@@ -1,0 +1,142 @@
+"""Scripted expert for the put-on-plate family: a state machine over end-effector targets.
+
+It reads privileged state (object and receptacle poses) from the unwrapped ManiSkill env and
+emits the policy's 7-D action in the OpenVLA convention (see `actions.py`), so recorded
+demonstrations are exactly what the VLA is trained to output. No motion planner (mplib
+segfaults under numpy 2): each step moves the tool centre point (TCP) straight toward the
+current phase's target, at most 0.1 m per step, with the gripper pointing down and its
+fingers closing across the object's narrow side.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from transforms3d.euler import mat2euler, quat2mat
+
+from rl2vla_jax.envs import catalog
+from rl2vla_jax.envs.actions import MAX_ROTATION, MAX_TRANSLATION
+
+APPROACH, DESCEND, CLOSE, LIFT, TRANSPORT, LOWER, RELEASE, RETREAT = range(8)
+HOVER_ABOVE = 0.08  # metres above the object's top before descending
+CARRY_HEIGHT = 0.13
+PLACE_CLEARANCE = 0.02  # release the object this far above the receptacle floor
+GRIPPER_STEPS = 2  # control steps to wait for the fingers to close or open
+
+
+class ScriptedExpert:
+    """One expert per single-scene env; call `reset()` after every env reset."""
+
+    def __init__(self, env):
+        self.env = env.unwrapped
+        self.reset()
+
+    def reset(self):
+        self.phase = APPROACH
+        self.phase_steps = 0
+
+    def _state(self):
+        env = self.env
+        tcp = env.agent.tcp_pose.raw_pose[0].cpu().numpy()
+        target = env.target_pose().raw_pose[0].cpu().numpy()
+        receptacle_xyz = env.receptacle_position()[0].cpu().numpy()
+        plan = env.episode_plans[0]
+        kind = env.all_object_kinds[plan["target"]]
+        receptacle = env.all_receptacle_kinds[plan["receptacle"]]
+        return tcp, target, kind, receptacle_xyz, receptacle
+
+    def act(self) -> np.ndarray:
+        tcp, target, kind, receptacle_xyz, receptacle = self._state()
+        tcp_xyz, tcp_rotation = tcp[:3], quat2mat(tcp[3:7])
+        object_xyz, object_rotation = target[:3], quat2mat(target[3:7])
+        object_top = object_xyz[2] + kind.resting_half_height
+        grasp_z = max(object_xyz[2], 0.015)
+        # Close across the object's narrow side: along its local y when its long side is x.
+        across = object_rotation[:, 1] if kind.long_axis_is_x else object_rotation[:, 0]
+        closing_yaw = np.arctan2(across[1], across[0])
+        place_z = catalog.BASE_THICKNESS + kind.resting_half_height + PLACE_CLEARANCE + receptacle_xyz[2]
+
+        self.phase_steps += 1
+        gripper = 1.0
+        if self.phase == APPROACH:
+            goal = np.array([object_xyz[0], object_xyz[1], object_top + HOVER_ABOVE])
+            if _reached(tcp_xyz, goal, 0.012) and _yaw_error(tcp_rotation, closing_yaw) < 0.08:
+                self._advance(DESCEND)
+        if self.phase == DESCEND:
+            goal = np.array([object_xyz[0], object_xyz[1], grasp_z])
+            if _reached(tcp_xyz, goal, 0.008) or self.phase_steps > 6:
+                self._advance(CLOSE)
+        if self.phase == CLOSE:
+            goal, gripper = np.array([object_xyz[0], object_xyz[1], grasp_z]), 0.0
+            if self.phase_steps > GRIPPER_STEPS:
+                self._advance(LIFT)
+        if self.phase == LIFT:
+            goal, gripper = np.array([tcp_xyz[0], tcp_xyz[1], CARRY_HEIGHT]), 0.0
+            if tcp_xyz[2] > CARRY_HEIGHT - 0.02:
+                self._advance(TRANSPORT)
+        if self.phase == TRANSPORT:
+            goal, gripper = np.array([receptacle_xyz[0], receptacle_xyz[1], CARRY_HEIGHT]), 0.0
+            if _reached(tcp_xyz[:2], goal[:2], 0.012):
+                self._advance(LOWER)
+        if self.phase == LOWER:
+            goal, gripper = np.array([receptacle_xyz[0], receptacle_xyz[1], place_z]), 0.0
+            if _reached(tcp_xyz, goal, 0.012) or self.phase_steps > 5:
+                self._advance(RELEASE)
+        if self.phase == RELEASE:
+            goal, gripper = np.array([receptacle_xyz[0], receptacle_xyz[1], place_z]), 1.0
+            if self.phase_steps > GRIPPER_STEPS:
+                self._advance(RETREAT)
+        if self.phase == RETREAT:
+            goal, gripper = np.array([tcp_xyz[0], tcp_xyz[1], CARRY_HEIGHT]), 1.0
+
+        # A lifted object that slipped out: go back and grasp it again.
+        if (
+            self.phase in (LIFT, TRANSPORT)
+            and self.phase_steps > 2
+            and not bool(self.env.target_is_grasped()[0])
+        ):
+            self._advance(APPROACH)
+
+        translation = np.clip(goal - tcp_xyz, -MAX_TRANSLATION, MAX_TRANSLATION)
+        rotation = _rotation_toward(tcp_rotation, closing_yaw)
+        return np.concatenate([translation, rotation, [gripper]]).astype(np.float32)
+
+    def _advance(self, phase: int):
+        self.phase = phase
+        self.phase_steps = 1
+
+
+def _reached(position, goal, tolerance) -> bool:
+    return bool(np.linalg.norm(position - goal) < tolerance)
+
+
+def _desired_rotation(closing_yaw: float) -> np.ndarray:
+    """TCP frame with its approach axis (z) pointing down and its closing axis (y) at closing_yaw.
+
+    The gripper is symmetric, so of yaw and yaw + pi the one nearer the current pose is used
+    (see `_rotation_toward`)."""
+    y_axis = np.array([np.cos(closing_yaw), np.sin(closing_yaw), 0.0])
+    z_axis = np.array([0.0, 0.0, -1.0])
+    x_axis = np.cross(y_axis, z_axis)
+    return np.stack([x_axis, y_axis, z_axis], axis=1)
+
+
+def _nearest_symmetric_yaw(tcp_rotation: np.ndarray, closing_yaw: float) -> float:
+    current = np.arctan2(tcp_rotation[1, 1], tcp_rotation[0, 1])
+    error = (closing_yaw - current + np.pi / 2) % np.pi - np.pi / 2
+    return current + error
+
+
+def _yaw_error(tcp_rotation: np.ndarray, closing_yaw: float) -> float:
+    current = np.arctan2(tcp_rotation[1, 1], tcp_rotation[0, 1])
+    return float(abs((closing_yaw - current + np.pi / 2) % np.pi - np.pi / 2))
+
+
+def _rotation_toward(tcp_rotation: np.ndarray, closing_yaw: float) -> np.ndarray:
+    """World-frame rotation delta (XYZ Euler, the action convention) toward the desired frame."""
+    desired = _desired_rotation(_nearest_symmetric_yaw(tcp_rotation, closing_yaw))
+    error = desired @ tcp_rotation.T
+    euler = np.array(mat2euler(error, "rxyz"))
+    norm = np.linalg.norm(euler)
+    if norm > MAX_ROTATION:
+        euler *= MAX_ROTATION / norm
+    return euler

@@ -1,0 +1,329 @@
+"""One vectorised interface over the put-on-plate suites, for the trainer and the evaluator.
+
+    env = make_vector_env("train", num_envs=4, backend="cpu", image_size=224, max_episode_steps=80)
+    obs = env.reset(seed=0)                 # env i is seeded with seed + i
+    obs, reward, terminated, truncated, info = env.step(actions)   # actions [B, 7], see actions.py
+
+Episodes never end early (RL4VLA runs every episode for the full horizon and scores success at
+the last step); `truncated` turns True at `max_episode_steps`, there is no auto-reset, and the
+caller resets all envs together. `terminated` is True only for an env whose worker crashed:
+that episode is reported as failed and the worker is restarted for the next reset.
+
+Backends:
+  "cpu": one ManiSkill env per `spawn`ed worker process (see cpu_worker.py); numpy outputs.
+  "gpu": all envs batched in one ManiSkill GPU env; images cross to JAX through DLPack with no
+         copy (after a clone, since the renderer reuses its buffer), actions come back the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import multiprocessing
+import sys
+import time
+
+import numpy as np
+
+from rl2vla_jax.envs.cpu_worker import INFO_KEYS, worker_main
+from rl2vla_jax.envs.rendering import require_vulkan
+
+WORKER_TIMEOUT_S = 300.0  # a worker silent this long is treated as crashed
+
+
+@dataclasses.dataclass(frozen=True)
+class Observation:
+    images: object  # uint8 [B, H, W, 3]: np.ndarray (cpu backend) or jax.Array (gpu backend)
+    instructions: list[str]
+
+
+def make_vector_env(
+    setting: str,
+    num_envs: int,
+    backend: str = "cpu",
+    image_size: int = 224,
+    max_episode_steps: int = 80,
+    seed: int = 0,
+    suite: str = "ours",
+):
+    """Build `num_envs` envs of one setting of a suite (see `rl2vla_jax.envs.suites`)."""
+    from rl2vla_jax.envs import suites
+
+    entry = suites.get_setting(suite, setting)
+    require_vulkan()
+    if backend == "cpu":
+        return CpuVectorEnv(entry.env_id, num_envs, image_size, max_episode_steps, seed)
+    if backend == "gpu":
+        return GpuVectorEnv(entry.env_id, num_envs, image_size, max_episode_steps, seed)
+    raise ValueError(f"backend must be 'cpu' or 'gpu', got {backend!r}")
+
+
+@contextlib.contextmanager
+def _main_module_hidden():
+    """Keep `spawn` from re-running the caller's script in each worker.
+
+    spawn re-imports `__main__` in the child unless it has neither `__file__` nor `__spec__`;
+    the worker needs nothing from it, and scripts without an `if __name__ == "__main__"` guard
+    would otherwise start workers recursively."""
+    main = sys.modules["__main__"]
+    saved_spec = getattr(main, "__spec__", None)
+    saved_file = main.__dict__.pop("__file__", None)
+    main.__spec__ = None
+    try:
+        yield
+    finally:
+        main.__spec__ = saved_spec
+        if saved_file is not None:
+            main.__file__ = saved_file
+
+
+class WorkerCrashed(RuntimeError):
+    pass
+
+
+class _Worker:
+    """A child process holding one simulator; restartable."""
+
+    def __init__(self, env_id: str, image_size: int, max_episode_steps: int):
+        self.args = (env_id, image_size, max_episode_steps)
+        self.process = None
+        self.conn = None
+        self.start()
+
+    def start(self):
+        context = multiprocessing.get_context("spawn")
+        parent, child = context.Pipe()
+        self.process = context.Process(target=worker_main, args=(child, *self.args), daemon=True)
+        with _main_module_hidden():
+            self.process.start()
+        child.close()
+        self.conn = parent
+
+    def wait_ready(self):
+        status, payload = self.receive()
+        if status != "ready":
+            raise RuntimeError(f"simulator worker failed to start:\n{payload}")
+
+    def send(self, command, data=None):
+        try:
+            self.conn.send((command, data))
+        except (BrokenPipeError, OSError) as error:
+            raise WorkerCrashed(str(error)) from error
+
+    def receive(self):
+        try:
+            if not self.conn.poll(WORKER_TIMEOUT_S):
+                raise WorkerCrashed(f"no answer in {WORKER_TIMEOUT_S} s")
+            message = self.conn.recv()
+        except (EOFError, BrokenPipeError, ConnectionResetError, OSError) as error:
+            raise WorkerCrashed(f"worker died: {error!r}") from error
+        if message[0] == "error":
+            raise WorkerCrashed(message[1])
+        return message
+
+    def restart(self):
+        self.kill()
+        self.start()
+        self.wait_ready()
+
+    def kill(self):
+        if self.process is not None and self.process.is_alive():
+            self.process.kill()
+        if self.process is not None:
+            self.process.join(timeout=10)
+        if self.conn is not None:
+            self.conn.close()
+
+    def close(self):
+        try:
+            self.send("close")
+        except WorkerCrashed:
+            pass
+        if self.process is not None:
+            self.process.join(timeout=10)
+        self.kill()
+
+
+class CpuVectorEnv:
+    """`num_envs` single-scene CPU simulators in worker processes, stepped in parallel."""
+
+    def __init__(self, env_id: str, num_envs: int, image_size: int, max_episode_steps: int, seed: int = 0):
+        self.num_envs = int(num_envs)
+        self.max_episode_steps = int(max_episode_steps)
+        self.default_seed = seed
+        self.workers = [_Worker(env_id, image_size, max_episode_steps) for _ in range(self.num_envs)]
+        for worker in self.workers:
+            worker.wait_ready()
+        self.instructions: list[str] = [""] * self.num_envs
+        self._images = None
+        self._crashed = np.zeros(self.num_envs, dtype=bool)
+        self._seeds = [seed + i for i in range(self.num_envs)]
+        self.elapsed_steps = 0
+        self.restarts = 0
+
+    @property
+    def worker_pids(self) -> list[int]:
+        return [worker.process.pid for worker in self.workers]
+
+    def reset(self, seed: int | None = None) -> Observation:
+        seed = self.default_seed if seed is None else int(seed)
+        self._seeds = [seed + i for i in range(self.num_envs)]
+        for i in range(self.num_envs):
+            self._send_or_restart(i, "reset", self._seeds[i])
+        images = []
+        for i, worker in enumerate(self.workers):
+            try:
+                _, image, instruction, _ = worker.receive()
+            except WorkerCrashed:
+                # A worker that dies during reset gets one fresh try; a second failure is real.
+                self._restart(i)
+                worker.send("reset", self._seeds[i])
+                _, image, instruction, _ = worker.receive()
+            images.append(image)
+            self.instructions[i] = instruction
+        self._images = np.stack(images)
+        self._crashed[:] = False
+        self.elapsed_steps = 0
+        return Observation(images=self._images.copy(), instructions=list(self.instructions))
+
+    def step(self, actions):
+        actions = np.asarray(actions, dtype=np.float32)
+        if actions.shape != (self.num_envs, 7):
+            raise ValueError(f"actions must be [{self.num_envs}, 7], got {actions.shape}")
+        self.elapsed_steps += 1
+        sent = np.zeros(self.num_envs, dtype=bool)
+        for i, worker in enumerate(self.workers):
+            if self._crashed[i]:
+                continue
+            try:
+                worker.send("step", actions[i])
+                sent[i] = True
+            except WorkerCrashed:
+                self._mark_crashed(i)
+        reward = np.zeros(self.num_envs, dtype=np.float32)
+        info = {key: np.zeros(self.num_envs, dtype=bool) for key in INFO_KEYS}
+        images = self._images.copy()
+        for i, worker in enumerate(self.workers):
+            if not sent[i]:
+                continue
+            try:
+                _, image, env_reward, env_info = worker.receive()
+            except WorkerCrashed:
+                self._mark_crashed(i)
+                continue
+            images[i] = image
+            reward[i] = env_reward
+            for key, value in env_info.items():
+                info[key][i] = value
+        info["worker_crashed"] = self._crashed.copy()
+        for key in INFO_KEYS:
+            info[key] &= ~self._crashed  # a crashed episode counts as failed
+        self._images = images
+        terminated = self._crashed.copy()
+        truncated = np.full(self.num_envs, self.elapsed_steps >= self.max_episode_steps)
+        return (
+            Observation(images=images, instructions=list(self.instructions)),
+            reward,
+            terminated,
+            truncated,
+            info,
+        )
+
+    def _send_or_restart(self, i: int, command: str, data):
+        try:
+            self.workers[i].send(command, data)
+        except WorkerCrashed:
+            self._restart(i)
+            self.workers[i].send(command, data)
+
+    def _mark_crashed(self, i: int):
+        self._crashed[i] = True
+        self._restart(i)
+
+    def _restart(self, i: int):
+        self.restarts += 1
+        self.workers[i].restart()
+
+    def close(self):
+        for worker in self.workers:
+            worker.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class GpuVectorEnv:
+    """All envs in one batched ManiSkill GPU simulation; JAX arrays in and out via DLPack."""
+
+    def __init__(self, env_id: str, num_envs: int, image_size: int, max_episode_steps: int, seed: int = 0):
+        import gymnasium as gym
+        import torch
+
+        import rl2vla_jax.envs  # noqa: F401  (registers the ids)
+        from rl2vla_jax.envs.actions import CONTROL_MODE
+
+        self.torch = torch
+        self.num_envs = int(num_envs)
+        self.max_episode_steps = int(max_episode_steps)
+        self.default_seed = seed
+        self.env = gym.make(
+            env_id,
+            num_envs=self.num_envs,
+            obs_mode="rgb",
+            control_mode=CONTROL_MODE,
+            sim_backend="physx_cuda",
+            image_size=image_size,
+            max_episode_steps=max_episode_steps,
+        )
+        self.instructions: list[str] = [""] * self.num_envs
+        self.elapsed_steps = 0
+        self.started = time.time()
+
+    def _observation(self, obs) -> Observation:
+        from rl2vla_jax.envs.bridge import torch_to_jax
+
+        # The renderer writes into the same buffer every frame: clone, then share without copying.
+        images = obs["sensor_data"]["base_camera"]["rgb"].clone()
+        return Observation(images=torch_to_jax(images), instructions=list(self.instructions))
+
+    def reset(self, seed: int | None = None) -> Observation:
+        seed = self.default_seed if seed is None else int(seed)
+        obs, _ = self.env.reset(seed=[seed + i for i in range(self.num_envs)])
+        self.instructions = list(self.env.unwrapped.instructions)
+        self.elapsed_steps = 0
+        return self._observation(obs)
+
+    def step(self, actions):
+        from rl2vla_jax.envs.actions import MAX_TRANSLATION, ROTATION_SCALE
+        from rl2vla_jax.envs.bridge import jax_to_torch
+
+        torch = self.torch
+        device = self.env.unwrapped.device
+        if isinstance(actions, np.ndarray):
+            actions = torch.as_tensor(actions, dtype=torch.float32, device=device)
+        else:
+            actions = jax_to_torch(actions).to(device=device, dtype=torch.float32)
+        controller = torch.empty_like(actions)
+        controller[:, :3] = (actions[:, :3] / MAX_TRANSLATION).clamp(-1, 1)
+        controller[:, 3:6] = actions[:, 3:6] / ROTATION_SCALE
+        controller[:, 6] = (2 * actions[:, 6] - 1).clamp(-1, 1)
+        obs, reward, _, _, info = self.env.step(controller)
+        self.elapsed_steps += 1
+        to_numpy = lambda x: x.detach().cpu().numpy()
+        out_info = {key: to_numpy(info[key]).astype(bool) for key in INFO_KEYS if key in info}
+        out_info["worker_crashed"] = np.zeros(self.num_envs, dtype=bool)
+        terminated = np.zeros(self.num_envs, dtype=bool)
+        truncated = np.full(self.num_envs, self.elapsed_steps >= self.max_episode_steps)
+        return self._observation(obs), to_numpy(reward).astype(np.float32), terminated, truncated, out_info
+
+    def close(self):
+        self.env.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,110 @@
+"""Every setting resets, steps and renders on the CPU simulator (real SAPIEN rendering)."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from rl2vla_jax.envs import SETTINGS
+from rl2vla_jax.envs.actions import CONTROL_MODE, openvla_to_controller
+from rl2vla_jax.envs.settings import MOVE_DISTANCE_MIN
+
+IMAGE_SIZE = 64  # nothing checked here depends on the size
+FIRST_FRAMES: dict[str, np.ndarray] = {}
+
+
+def make(setting, obs_mode="rgb"):
+    return gym.make(
+        SETTINGS[setting].env_id,
+        num_envs=1,
+        obs_mode=obs_mode,
+        control_mode=CONTROL_MODE,
+        image_size=IMAGE_SIZE,
+    )
+
+
+def frame(obs):
+    return obs["sensor_data"]["base_camera"]["rgb"][0].numpy()
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("setting", list(SETTINGS))
+def test_setting_resets_steps_and_renders(setting):
+    env = make(setting)
+    try:
+        obs, info = env.reset(seed=7)
+        first = frame(obs)
+        assert first.shape == (IMAGE_SIZE, IMAGE_SIZE, 3) and first.dtype == np.uint8
+        assert first.std() > 10, "the frame should show a scene, not a flat colour"
+        instruction = env.unwrapped.instructions[0]
+        assert instruction and "{" not in instruction
+        assert not bool(info["success"][0])
+        lift = openvla_to_controller(np.array([0, 0, 0.05, 0, 0, 0, 1.0]))
+        for _ in range(2):
+            obs, reward, _, _, info = env.step(lift)
+            assert frame(obs).shape == first.shape
+            assert float(reward[0]) == 0.0
+            assert {"success", "success_once"} <= set(info)
+        again, _ = env.reset(seed=7)
+        np.testing.assert_array_equal(frame(again), first)  # same seed, same first frame
+        FIRST_FRAMES[setting] = first
+    finally:
+        env.close()
+
+
+@pytest.mark.sim
+def test_settings_that_change_the_picture_do():
+    needed = [
+        "id",
+        "unseen_table",
+        "dynamic_texture_weak",
+        "dynamic_texture_strong",
+        "image_noise_weak",
+        "image_noise_strong",
+        "unseen_objects",
+        "unseen_receptacles",
+    ]
+    if not all(name in FIRST_FRAMES for name in needed):
+        pytest.skip("needs the per-setting test above in the same session")
+    reference = FIRST_FRAMES["id"].astype(np.float32)
+    for name in needed[1:]:
+        # Same seed, so only what the setting changes differs; objects are small at 64 px.
+        changed = (np.abs(FIRST_FRAMES[name].astype(np.float32) - reference).max(-1) > 40).mean()
+        assert changed > 0.003, f"{name} looks like the train distribution ({changed:.2%} of pixels differ)"
+    # The strong noise departs further from the clean picture than the weak one.
+    weak = np.abs(FIRST_FRAMES["image_noise_weak"] - reference).mean()
+    strong = np.abs(FIRST_FRAMES["image_noise_strong"] - reference).mean()
+    assert strong > weak
+    np.testing.assert_array_equal(FIRST_FRAMES["unseen_instructions"], FIRST_FRAMES["id"])
+
+
+@pytest.mark.sim
+def test_object_is_moved_at_step_5():
+    env = make("object_moved", obs_mode="state")
+    try:
+        env.reset(seed=3)
+        unwrapped = env.unwrapped
+        positions = [unwrapped.target_pose().p[0].numpy().copy()]
+        hold = openvla_to_controller(np.array([0, 0, 0, 0, 0, 0, 1.0]))
+        for _ in range(7):
+            env.step(hold)
+            positions.append(unwrapped.target_pose().p[0].numpy().copy())
+        jumps = [np.linalg.norm(positions[i][:2] - positions[i - 1][:2]) for i in range(1, len(positions))]
+        assert jumps[4] >= MOVE_DISTANCE_MIN  # the jump happens during step 5 ...
+        assert max(jumps[:4] + jumps[5:]) < 0.01  # ... and only then
+    finally:
+        env.close()
+
+
+@pytest.mark.sim
+def test_unseen_positions_leave_the_train_region():
+    from rl2vla_jax.envs.put_on_plate import TRAIN_OBJECT_RADIUS, WORKSPACE_CENTRE
+
+    for setting, outside in (("train", False), ("unseen_positions", True)):
+        env = make(setting, obs_mode="state")
+        try:
+            for seed in range(5):
+                env.reset(seed=seed)
+                xy = env.unwrapped.target_pose().p[0, :2].numpy()
+                assert (np.linalg.norm(xy - WORKSPACE_CENTRE) > TRAIN_OBJECT_RADIUS + 1e-6) == outside
+        finally:
+            env.close()
