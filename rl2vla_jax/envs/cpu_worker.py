@@ -4,13 +4,15 @@ Runs in a `spawn`ed child (fork hangs with SAPIEN). It imports no JAX, registers
 family itself (spawned children start from a fresh interpreter), and speaks a tiny pipe
 protocol with `vector_env.CpuVectorEnv`:
   ("reset", seed)      -> ("ok", image [H,W,3] uint8, instruction, info)
-  ("step", action[7])  -> ("ok", image, reward, info)        action in the OpenVLA convention
+  ("step", action[7])  -> ("ok", image, reward, info, seconds inside env.step)
+                          action in the OpenVLA convention
   ("close", None)      -> exits
 Any exception is sent back as ("error", traceback text).
 """
 
 from __future__ import annotations
 
+import time
 import traceback
 
 import numpy as np
@@ -64,8 +66,11 @@ def worker_main(conn, env_id: str, image_size: int, max_episode_steps: int) -> N
                 obs, info = env.reset(seed=int(data))
                 conn.send(("ok", _image(obs), env.unwrapped.instructions[0], _info(info)))
             elif command == "step":
+                started = time.perf_counter()
                 obs, reward, _, _, info = env.step(openvla_to_controller(np.asarray(data, dtype=np.float32)))
-                conn.send(("ok", _image(obs), float(np.asarray(reward).reshape(-1)[0]), _info(info)))
+                image = _image(obs)
+                seconds = time.perf_counter() - started
+                conn.send(("ok", image, float(np.asarray(reward).reshape(-1)[0]), _info(info), seconds))
             elif command == "close":
                 break
             else:

@@ -37,6 +37,17 @@ class Observation:
     instructions: list[str]
 
 
+def episode_seeds(seed: int | list[int], num_envs: int) -> list[int]:
+    """Env i's episode seed: seed + i for an int; a list gives each env its own (equal seeds
+    give equal initial states, as GRPO (s) needs)."""
+    if isinstance(seed, int | np.integer):
+        return [int(seed) + i for i in range(num_envs)]
+    seeds = [int(s) for s in seed]
+    if len(seeds) != num_envs:
+        raise ValueError(f"reset got {len(seeds)} seeds for {num_envs} envs")
+    return seeds
+
+
 def make_vector_env(
     setting: str,
     num_envs: int,
@@ -160,14 +171,14 @@ class CpuVectorEnv:
         self._seeds = [seed + i for i in range(self.num_envs)]
         self.elapsed_steps = 0
         self.restarts = 0
+        self.last_sim_seconds = 0.0
 
     @property
     def worker_pids(self) -> list[int]:
         return [worker.process.pid for worker in self.workers]
 
-    def reset(self, seed: int | None = None) -> Observation:
-        seed = self.default_seed if seed is None else int(seed)
-        self._seeds = [seed + i for i in range(self.num_envs)]
+    def reset(self, seed: int | list[int] | None = None) -> Observation:
+        self._seeds = episode_seeds(self.default_seed if seed is None else seed, self.num_envs)
         for i in range(self.num_envs):
             self._send_or_restart(i, "reset", self._seeds[i])
         images = []
@@ -203,11 +214,13 @@ class CpuVectorEnv:
         reward = np.zeros(self.num_envs, dtype=np.float32)
         info = {key: np.zeros(self.num_envs, dtype=bool) for key in INFO_KEYS}
         images = self._images.copy()
+        self.last_sim_seconds = 0.0  # the slowest worker's time inside env.step (they run in parallel)
         for i, worker in enumerate(self.workers):
             if not sent[i]:
                 continue
             try:
-                _, image, env_reward, env_info = worker.receive()
+                _, image, env_reward, env_info, sim_seconds = worker.receive()
+                self.last_sim_seconds = max(self.last_sim_seconds, sim_seconds)
             except WorkerCrashed:
                 self._mark_crashed(i)
                 continue
@@ -289,9 +302,10 @@ class GpuVectorEnv:
         images = obs["sensor_data"]["base_camera"]["rgb"].clone()
         return Observation(images=torch_to_jax(images), instructions=list(self.instructions))
 
-    def reset(self, seed: int | None = None) -> Observation:
-        seed = self.default_seed if seed is None else int(seed)
-        obs, _ = self.env.reset(seed=[seed + i for i in range(self.num_envs)])
+    def reset(self, seed: int | list[int] | None = None) -> Observation:
+        obs, _ = self.env.reset(
+            seed=episode_seeds(self.default_seed if seed is None else seed, self.num_envs)
+        )
         self.instructions = list(self.env.unwrapped.instructions)
         self.elapsed_steps = 0
         return self._observation(obs)
