@@ -1,0 +1,1 @@
+"""HF/PEFT <-> rl2vla_jax checkpoints. Only `torch_reference` imports torch."""
