@@ -10,12 +10,11 @@ Single values: `--config.ppo.clip_eps=0.1`. Keys are locked: a misspelt key is a
 
 import ml_collections
 
+from rl2vla_jax.models.config import DEFAULT_LORA_TARGETS
+
 PRESETS = ("cpu", "paper")
 ALGORITHMS = ("ppo", "grpo", "grpo_s")
 CRITICS = ("value_head", "entropy_concat", "film_evi")
-
-# LoRA on every Linear except lm_head, as OpenVLA fine-tunes (regexes over '/'-joined param paths).
-LORA_TARGETS = (r".*(qkv|proj|fc1|fc2|fc3|q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj).*",)
 
 
 def parse_presets(arg: str | None) -> tuple[str, ...]:
@@ -43,12 +42,16 @@ def base_config() -> ml_collections.ConfigDict:
     c.model = ml_collections.ConfigDict()
     c.model.preset = "tiny"  # "tiny" | "openvla_7b"
     c.model.param_dtype = "float32"
-    c.model.remat = "none"  # "none" | "full"
+    c.model.remat = "none"  # "none" | "full" | "dots"
+    c.model.max_prompt_tokens = 48  # prompts are padded to this: one compiled shape for all instructions
 
     c.lora = ml_collections.ConfigDict()
     c.lora.rank = 8
     c.lora.alpha = 16.0
-    c.lora.targets = list(LORA_TARGETS)
+    # Regexes over '/'-joined module paths: every Linear except lm_head, as OpenVLA fine-tunes.
+    c.lora.targets = list(DEFAULT_LORA_TARGETS)
+    # Regexes over '/'-joined param paths: what the actor's optimizer updates (the LoRA factors).
+    c.trainable = [r"lora_(a|b)$"]
 
     c.critic = ml_collections.ConfigDict()
     c.critic.name = "film_evi"  # one of CRITICS; "none" is chosen by algorithm=grpo
@@ -107,7 +110,7 @@ def apply_presets(c: ml_collections.ConfigDict, presets: tuple[str, ...]) -> ml_
     if "paper" in presets:
         c.model.preset = "openvla_7b"
         c.model.param_dtype = "bfloat16"
-        c.model.remat = "full"
+        c.model.remat = "dots"
         c.lora.rank, c.lora.alpha = 32, 16.0
         c.critic.hidden_sizes = (512, 128)
         c.env.backend = "gpu"

@@ -5,7 +5,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from absl import app, flags
+from absl import app, flags, logging
 
 from rl2vla_jax.train.hparams import ConfigError
 
@@ -54,6 +54,7 @@ def run(main: Callable[[list[str]], None]) -> None:
     """app.run with flag and config errors reported as one line and exit code 2."""
 
     def guarded(argv):
+        logging.set_verbosity(logging.WARNING)  # orbax and others log every save step at INFO
         try:
             main(argv)
         except (ConfigError, FileNotFoundError) as err:

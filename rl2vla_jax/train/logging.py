@@ -1,0 +1,74 @@
+"""Run logging: TensorBoard events (W&B optional), NaN checks, the end-of-run summary table."""
+
+import csv
+import math
+import os
+
+import numpy as np
+
+SUMMARY_COLUMNS = (
+    ("iteration", "iter", "{:d}"),
+    ("return", "return", "{:.3f}"),
+    ("success", "success", "{:.2f}"),
+    ("success_once", "succ_once", "{:.2f}"),
+    ("value_loss", "value_loss", "{:.4f}"),
+    ("policy_entropy", "entropy", "{:.3f}"),
+    ("time_simulator", "sim_s", "{:.1f}"),
+    ("time_policy", "policy_s", "{:.1f}"),
+    ("time_update", "update_s", "{:.1f}"),
+    ("time_host", "host_s", "{:.1f}"),
+)
+
+
+class RunLogger:
+    def __init__(self, workdir: str, use_wandb: bool = False, config=None):
+        from tensorboardX import SummaryWriter
+
+        self.workdir = workdir
+        self.writer = SummaryWriter(os.path.join(workdir, "tensorboard"))
+        self.rows: list[dict] = []
+        self.wandb = None
+        if use_wandb:
+            import wandb
+
+            self.wandb = wandb.init(dir=workdir, config=config.to_dict() if config is not None else None)
+
+    def log(self, iteration: int, metrics: dict[str, float]) -> None:
+        bad = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
+        if bad:
+            raise FloatingPointError(f"non-finite metrics at iteration {iteration}: {', '.join(sorted(bad))}")
+        for key, value in metrics.items():
+            self.writer.add_scalar(key, value, iteration)
+        self.writer.flush()
+        if self.wandb is not None:
+            self.wandb.log(metrics, step=iteration)
+        self.rows.append({"iteration": iteration, **metrics})
+
+    def summary(self) -> str:
+        """A table of every logged iteration, also written to summary.md and summary.csv."""
+        header = "| " + " | ".join(title for _, title, _ in SUMMARY_COLUMNS) + " |"
+        lines = [header, "|" + "---|" * len(SUMMARY_COLUMNS)]
+        for row in self.rows:
+            cells = [fmt.format(row[key]) if key in row else "-" for key, _, fmt in SUMMARY_COLUMNS]
+            lines.append("| " + " | ".join(cells) + " |")
+        table = "\n".join(lines)
+        with open(os.path.join(self.workdir, "summary.md"), "w") as f:
+            f.write(table + "\n")
+        keys = sorted({k for row in self.rows for k in row})
+        with open(os.path.join(self.workdir, "summary.csv"), "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(self.rows)
+        return table
+
+    def close(self):
+        self.writer.close()
+        if self.wandb is not None:
+            self.wandb.finish()
+
+
+def write_video(path: str, frames: list[np.ndarray], fps: int = 5) -> None:
+    import imageio.v2 as imageio
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    imageio.mimwrite(path, [np.asarray(f, np.uint8) for f in frames], fps=fps, macro_block_size=1)

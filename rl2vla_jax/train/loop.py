@@ -1,0 +1,176 @@
+"""The host training loop: rollout on the simulator, one jitted update, logs and checkpoints."""
+
+import functools
+import os
+import time
+
+import jax
+import numpy as np
+from tqdm import tqdm
+
+from rl2vla_jax.data.prompt import load_tokenizer, tiny_tokenizer
+from rl2vla_jax.envs.actions import MAX_ROTATION, MAX_TRANSLATION
+from rl2vla_jax.train import builders, checkpoints, hparams
+from rl2vla_jax.train import mesh as mesh_lib
+from rl2vla_jax.train import rollout as rollout_lib
+from rl2vla_jax.train import update as update_lib
+from rl2vla_jax.train.logging import RunLogger, write_video
+
+# Used when the policy has no dataset statistics (a random init): the policy's [-1, 1] maps
+# onto the controller's full range (metres / radians per step), gripper onto [0, 1].
+FULL_RANGE_ACTION_STATS = {
+    "q01": [-MAX_TRANSLATION] * 3 + [-MAX_ROTATION] * 3 + [0.0],
+    "q99": [MAX_TRANSLATION] * 3 + [MAX_ROTATION] * 3 + [1.0],
+    "mask": [True] * 7,
+}
+
+
+def episode_seeds(config, iteration: int, group_size: int) -> list[int]:
+    """Deterministic per-iteration episode seeds (so a resumed run replays the same episodes);
+    GRPO (s) gives every env of a group the same seed, hence the same initial state."""
+    base = config.seed * 1_000_003 + iteration * config.env.num_envs
+    if config.algorithm == "grpo_s":
+        return [base + i // group_size for i in range(config.env.num_envs)]
+    return [base + i for i in range(config.env.num_envs)]
+
+
+def _start_point(config, hp, model_cfg, critic, workdir, mgr):
+    """Resume order: this workdir's latest checkpoint, then `config.resume` (another run's
+    checkpoints), then `config.init_from` (converted OpenVLA / SFT params), then scratch."""
+    assets = {}
+    if mgr.latest_step() is not None:
+        template = builders.initial_state(config, hp, model_cfg, critic)
+        state, assets = checkpoints.restore(mgr, template, config.trainable)
+        return state, assets, f"resumed from {workdir} at iteration {int(state.iteration)}"
+    if config.resume:
+        other = checkpoints.manager(config.resume)
+        template = builders.initial_state(config, hp, model_cfg, critic)
+        state, assets = checkpoints.restore(other, template, config.trainable)
+        return state, assets, f"resumed from {config.resume} at iteration {int(state.iteration)}"
+    if config.init_from:
+        policy_params, assets = checkpoints.load_policy_params(config.init_from)
+        state = builders.initial_state(config, hp, model_cfg, critic, policy_params)
+        return state, assets, f"initialised from {config.init_from}"
+    return builders.initial_state(config, hp, model_cfg, critic), assets, "random initialisation"
+
+
+def train(config, workdir: str) -> dict:
+    hp = hparams.rl_hparams(config)
+    model_cfg = builders.model_config(config)
+    critic = builders.make_critic(hp, config)
+    actor_tx, critic_tx = builders.optimizers(config)
+    os.makedirs(workdir, exist_ok=True)
+    mgr = checkpoints.manager(os.path.join(workdir, "checkpoints"))
+    state, assets, origin = _start_point(config, hp, model_cfg, critic, workdir, mgr)
+    tokenizer_path = assets.get("tokenizer_path") or tiny_tokenizer()
+    action_stats = assets.get("action_stats") or FULL_RANGE_ACTION_STATS
+    assets = {
+        "model_config": model_cfg.to_dict(),
+        "action_stats": action_stats,
+        "tokenizer_path": tokenizer_path,
+        "config": config.to_json(),
+    }
+    tokenizer = load_tokenizer(tokenizer_path)
+    decoder = rollout_lib.ActionDecoder(model_cfg, action_stats)
+
+    mesh = mesh_lib.make_mesh(config.mesh.data, config.mesh.fsdp)
+    state_sharding = mesh_lib.param_sharding(mesh, state)
+    state = jax.device_put(state, state_sharding)
+    act = jax.jit(functools.partial(update_lib.policy_step, hp, model_cfg, critic))
+    learn = jax.jit(
+        functools.partial(
+            update_lib.update, hp, model_cfg, critic, actor_tx, critic_tx, config.optim.max_grad_norm
+        ),
+        out_shardings=(state_sharding, mesh_lib.replicated(mesh)),
+        donate_argnums=0,
+    )
+    group_ids = np.arange(config.env.num_envs) // hp.group_size
+    rollout_key = jax.random.PRNGKey(config.seed + 1)
+
+    from rl2vla_jax.envs import make_vector_env  # imports the simulator: only when training
+
+    env = make_vector_env(
+        config.env.setting,
+        config.env.num_envs,
+        backend=config.env.backend,
+        image_size=config.env.image_size,
+        max_episode_steps=config.env.max_episode_steps,
+        seed=config.seed,
+        suite=config.env.suite,
+    )
+    actor = rollout_lib.Actor(
+        env, act, tokenizer, decoder, model_cfg.image_size, config.model.max_prompt_tokens
+    )
+    logger = RunLogger(workdir, config.train.use_wandb, config)
+    start = int(state.iteration)
+    print(
+        f"[train] {config.name}: {origin}; {start}/{config.train.iterations} iterations done; "
+        f"{jax.device_count()} device(s), mesh {dict(mesh.shape)}",
+        flush=True,
+    )
+    try:
+        bar = tqdm(
+            range(start, config.train.iterations),
+            initial=start,
+            total=config.train.iterations,
+            desc="iterations",
+            dynamic_ncols=True,
+        )
+        for iteration in bar:
+            keep_frames = bool(config.train.video_every) and iteration % config.train.video_every == 0
+            rollout, stats, frames = rollout_lib.collect(
+                actor,
+                state,
+                episode_seeds(config, iteration, hp.group_size),
+                jax.random.fold_in(rollout_key, iteration),
+                hp.temperature,
+                group_ids,
+                keep_frames,
+            )
+            clock = time.perf_counter()
+            batch = jax.device_put(rollout, mesh_lib.env_axis_sharding(mesh, rollout, env_axis=1))
+            state, metrics = learn(state, batch)
+            metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+            stats["time_update"] = time.perf_counter() - clock
+            metrics |= stats
+            if config.train.eval_every and (iteration + 1) % config.train.eval_every == 0:
+                metrics |= _evaluate(config, actor, state, iteration, group_ids)
+            if frames:
+                write_video(os.path.join(workdir, "videos", f"iteration_{iteration:05d}.mp4"), frames)
+            if (iteration + 1) % config.train.log_every == 0:
+                logger.log(iteration, metrics)
+            bar.set_postfix(
+                ret=f"{metrics['return']:.3f}",
+                succ=f"{metrics['success']:.2f}",
+                ent=f"{metrics['policy_entropy']:.3f}",
+            )
+            last = iteration + 1 == config.train.iterations
+            if last or (iteration + 1) % config.train.checkpoint_every == 0:
+                checkpoints.save(mgr, state, assets)
+        bar.close()
+    finally:
+        env.close()
+        logger.close()
+    table = logger.summary()
+    print(f"\n{config.name} summary ({workdir}/summary.md):\n{table}", flush=True)
+    # A recompile per iteration would be a bug: both caches should hold one program.
+    compiles = {"policy_step": act._cache_size(), "update": learn._cache_size()}
+    return {"rows": logger.rows, "state": state, "compiles": compiles}
+
+
+def _evaluate(config, actor, state, iteration, group_ids) -> dict[str, float]:
+    """ID-split episodes at the evaluation temperature (RL4VLA: 0.6); seeds disjoint from training."""
+    seeds = [10**9 + iteration * config.env.num_envs + i for i in range(config.env.num_envs)]
+    _, stats, _ = rollout_lib.collect(
+        actor,
+        state,
+        seeds,
+        jax.random.PRNGKey(10**6 + iteration),
+        config.rollout.eval_temperature,
+        group_ids,
+    )
+    return {
+        "eval_success": stats["success"],
+        "eval_success_once": stats["success_once"],
+        "eval_return": stats["return"],
+    }

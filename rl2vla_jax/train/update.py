@@ -1,0 +1,213 @@
+"""The pure, jit-compiled learning step: advantages, then every epoch, minibatch and
+gradient-accumulation step of PPO (or GRPO) inside one `lax.scan`.
+
+`Rollout` fields are time-major [T, B, ...]; the update flattens them to N = T*B samples.
+"""
+
+import functools
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from rl2vla_jax.data.image import DINO_MEAN, DINO_STD, SIGLIP_MEAN, SIGLIP_STD
+from rl2vla_jax.rl import advantages as adv_lib
+from rl2vla_jax.rl import entropy as ent_lib
+from rl2vla_jax.rl import losses
+from rl2vla_jax.rl import policy as policy_lib
+from rl2vla_jax.train.hparams import RLHparams
+from rl2vla_jax.train.state import TrainState, merge
+
+
+@struct.dataclass
+class Rollout:
+    images: jax.Array  # uint8 [T, B, S, S, 3], already at the model's image size
+    prompt_ids: jax.Array  # int32 [T, B, L], right-padded
+    prompt_mask: jax.Array  # bool [T, B, L]
+    tokens: jax.Array  # int32 [T, B, 7] action bin indices
+    log_probs: jax.Array  # float32 [T, B] summed over tokens at the sampling temperature
+    values: jax.Array  # float32 [T, B] (zeros without a critic)
+    rewards: jax.Array  # float32 [T, B]
+    dones: jax.Array  # float32 [T, B] terminations
+    bootstrap_value: jax.Array  # float32 [B]: V of the state after the last step
+    group_ids: jax.Array  # int32 [B] GRPO groups
+
+
+def pixel_values(images: jax.Array) -> jax.Array:
+    """uint8 [..., S, S, 3] -> float32 [..., S, S, 6], OpenVLA's two normalisations.
+    (Resizing happens on the host with PIL, see data/image.py; this is the cheap part.)"""
+    x = images.astype(jnp.float32) / 255.0
+    dino = (x - jnp.asarray(DINO_MEAN)) / jnp.asarray(DINO_STD)
+    siglip = (x - jnp.asarray(SIGLIP_MEAN)) / jnp.asarray(SIGLIP_STD)
+    return jnp.concatenate([dino, siglip], axis=-1)
+
+
+def evaluate_actions(hp: RLHparams, model_config, critic: nn.Module, policy_params, critic_params, batch):
+    """Score stored actions under the current policy: log-prob, token entropies, value."""
+    logits, hidden = policy_lib.action_logits_and_hidden(
+        policy_params,
+        model_config,
+        pixel_values(batch["images"]),
+        batch["prompt_ids"],
+        batch["prompt_mask"],
+        batch["tokens"],
+    )
+    log_prob = ent_lib.action_log_prob(logits, batch["tokens"], hp.temperature)
+    token_entropies = ent_lib.token_entropy(logits)
+    descriptor = ent_lib.entropy_descriptor(token_entropies, hp.descriptor_mode, hp.detach_descriptor)
+    values = critic.apply({"params": critic_params}, hidden, descriptor) if hp.uses_critic else None
+    return log_prob, token_entropies, descriptor, values
+
+
+def minibatch_loss(hp, model_config, critic, trainable, critic_params, frozen, batch):
+    policy_params = merge(trainable, frozen)
+    log_prob, token_entropies, descriptor, values = evaluate_actions(
+        hp, model_config, critic, policy_params, critic_params, batch
+    )
+    policy_loss = losses.ppo_policy_loss(log_prob, batch["log_probs"], batch["advantages"], hp.clip_eps)
+    metrics = {"policy_loss": policy_loss, "entropy": jnp.mean(token_entropies)}
+    metrics |= losses.ppo_policy_stats(log_prob, batch["log_probs"], hp.clip_eps)
+    total = policy_loss
+    if hp.uses_critic:
+        weights = None
+        if hp.value_loss_entropy_coef:
+            weights = losses.entropy_value_weights(descriptor, hp.value_loss_entropy_coef)
+        value_loss = losses.value_loss(
+            values, batch["values"], batch["returns"], hp.value_clip_eps, hp.huber_delta, weights
+        )
+        total = total + hp.value_loss_coef * value_loss
+        metrics["value_loss"] = value_loss
+    return total, metrics
+
+
+def compute_advantages(hp: RLHparams, rollout: Rollout) -> tuple[jax.Array, jax.Array]:
+    """(advantages, returns) [T, B] before buffer normalisation: GAE for PPO; for GRPO the
+    undiscounted reward-to-go standardised within each group."""
+    if hp.uses_critic:
+        advantages, returns = adv_lib.gae_advantages(
+            rollout.rewards, rollout.values, rollout.dones, rollout.bootstrap_value, hp.gamma, hp.gae_lambda
+        )
+    else:
+        returns = adv_lib.reward_to_go(rollout.rewards, rollout.dones, 1.0)
+        advantages = adv_lib.grpo_advantages(returns, rollout.group_ids)
+    return advantages, returns
+
+
+def _clip_by_global_norm(grads, max_norm):
+    """One global norm over actor AND critic gradients (RL4VLA clips them together)."""
+    norm = optax.tree.norm(grads)
+    scale = jnp.minimum(1.0, max_norm / (norm + 1e-6))
+    return jax.tree.map(lambda g: g * scale, grads), norm
+
+
+def update(
+    hp: RLHparams,
+    model_config,
+    critic: nn.Module,
+    actor_tx: optax.GradientTransformation,
+    critic_tx: optax.GradientTransformation,
+    max_grad_norm: float,
+    state: TrainState,
+    rollout: Rollout,
+) -> tuple[TrainState, dict[str, jax.Array]]:
+    """All PPO epochs x minibatches x accumulation steps on one rollout. Pure; jit it with the
+    first six arguments bound (functools.partial). Returns the new state and scalar metrics."""
+    raw_advantages, returns = compute_advantages(hp, rollout)
+    advantages = adv_lib.normalize(raw_advantages) if hp.normalize_advantages else raw_advantages
+    T, B = rollout.rewards.shape
+    num_samples = T * B
+    per_update = hp.minibatch_size * hp.grad_accum_steps
+    num_updates = num_samples // per_update
+    samples = {
+        "images": rollout.images,
+        "prompt_ids": rollout.prompt_ids,
+        "prompt_mask": rollout.prompt_mask,
+        "tokens": rollout.tokens,
+        "log_probs": rollout.log_probs,
+        "values": rollout.values,
+        "advantages": advantages,
+        "returns": returns,
+    }
+    samples = jax.tree.map(lambda x: x.reshape(num_samples, *x.shape[2:]), samples)
+    grad_fn = jax.grad(
+        functools.partial(minibatch_loss, hp, model_config, critic), argnums=(0, 1), has_aux=True
+    )
+
+    def optimizer_step(carry, chunk):
+        trainable, critic_params, actor_opt_state, critic_opt_state = carry
+
+        def accumulate(grad_sum, micro):
+            grads, metrics = grad_fn(trainable, critic_params, state.frozen, micro)
+            return jax.tree.map(jnp.add, grad_sum, grads), metrics
+
+        zeros = jax.tree.map(jnp.zeros_like, (trainable, critic_params))
+        grad_sum, metrics = jax.lax.scan(accumulate, zeros, chunk)
+        grads = jax.tree.map(lambda g: g / hp.grad_accum_steps, grad_sum)
+        (actor_grads, critic_grads), grad_norm = _clip_by_global_norm(grads, max_grad_norm)
+        actor_updates, actor_opt_state = actor_tx.update(actor_grads, actor_opt_state, trainable)
+        trainable = optax.apply_updates(trainable, actor_updates)
+        if hp.uses_critic:
+            critic_updates, critic_opt_state = critic_tx.update(critic_grads, critic_opt_state, critic_params)
+            critic_params = optax.apply_updates(critic_params, critic_updates)
+        metrics = jax.tree.map(jnp.mean, metrics) | {"grad_norm": grad_norm}
+        return (trainable, critic_params, actor_opt_state, critic_opt_state), metrics
+
+    def epoch(carry, key):
+        order = jax.random.permutation(key, num_samples)
+        chunks = jax.tree.map(
+            lambda x: x[order].reshape(num_updates, hp.grad_accum_steps, hp.minibatch_size, *x.shape[1:]),
+            samples,
+        )
+        return jax.lax.scan(optimizer_step, carry, chunks)
+
+    rng, epoch_rng = jax.random.split(state.rng)
+    carry = (state.trainable, state.critic, state.actor_opt_state, state.critic_opt_state)
+    carry, metrics = jax.lax.scan(epoch, carry, jax.random.split(epoch_rng, hp.epochs))
+    trainable, critic_params, actor_opt_state, critic_opt_state = carry
+    metrics = jax.tree.map(jnp.mean, metrics)
+    if hp.uses_critic:
+        metrics["explained_variance"] = losses.explained_variance(rollout.values, returns)
+    metrics["advantage_std"] = jnp.std(raw_advantages)
+    new_state = state.replace(
+        iteration=state.iteration + 1,
+        trainable=trainable,
+        critic=critic_params,
+        actor_opt_state=actor_opt_state,
+        critic_opt_state=critic_opt_state,
+        rng=rng,
+    )
+    return new_state, metrics
+
+
+def policy_step(
+    hp: RLHparams,
+    model_config,
+    critic: nn.Module,
+    state: TrainState,
+    images,
+    prompt_ids,
+    prompt_mask,
+    rng,
+    temperature,
+) -> dict[str, Any]:
+    """Act in a batch of envs: sample 7 tokens, score them, value the state (jit with the
+    first three arguments bound)."""
+    pixels = pixel_values(images)
+    out = policy_lib.sample_actions(
+        state.policy_params, model_config, pixels, prompt_ids, prompt_mask, rng, temperature
+    )
+    descriptor = ent_lib.entropy_descriptor(out["entropies"], hp.descriptor_mode, True)
+    if hp.uses_critic:
+        value = critic.apply({"params": state.critic}, out["hidden"], descriptor)
+    else:
+        value = jnp.zeros(descriptor.shape, jnp.float32)
+    return {
+        "tokens": out["tokens"],
+        "log_prob": jnp.sum(out["log_probs"], axis=-1),
+        "entropy": jnp.mean(out["entropies"], axis=-1),
+        "descriptor": descriptor,
+        "value": value,
+    }
