@@ -140,3 +140,41 @@ def _rotation_toward(tcp_rotation: np.ndarray, closing_yaw: float) -> np.ndarray
     if norm > MAX_ROTATION:
         euler *= MAX_ROTATION / norm
     return euler
+
+
+def success_rate(setting: str = "train", episodes: int = 50, horizon: int = 80, first_seed: int = 0) -> float:
+    """Expert success at the last of `horizon` steps, over seeds first_seed..first_seed+episodes-1."""
+    import gymnasium as gym
+
+    from rl2vla_jax.envs import SETTINGS
+    from rl2vla_jax.envs.actions import CONTROL_MODE, openvla_to_controller
+
+    # No rendering: the expert reads privileged state and success does not depend on pixels.
+    env = gym.make(SETTINGS[setting].env_id, num_envs=1, obs_mode="state", control_mode=CONTROL_MODE)
+    expert = ScriptedExpert(env)
+    successes = 0
+    try:
+        for seed in range(first_seed, first_seed + episodes):
+            env.reset(seed=seed)
+            expert.reset()
+            for _ in range(horizon):
+                _, _, _, _, info = env.step(openvla_to_controller(expert.act()))
+            successes += bool(info["success"][0])
+    finally:
+        env.close()
+    return successes / episodes
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Scripted-expert success rate")
+    parser.add_argument("--setting", default="train")
+    parser.add_argument("--episodes", type=int, default=50)
+    parser.add_argument("--horizon", type=int, default=80)
+    parser.add_argument("--first_seed", type=int, default=0)
+    args = parser.parse_args()
+    rate = success_rate(args.setting, args.episodes, args.horizon, args.first_seed)
+    print(
+        f"expert success on {args.setting}: {rate:.1%} over {args.episodes} episodes of {args.horizon} steps"
+    )
