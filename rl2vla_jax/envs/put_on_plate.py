@@ -140,14 +140,6 @@ class PutOnPlateEnv(BaseEnv):
         self.receptacle_actors = [
             self._build_receptacle(i, kind) for i, kind in enumerate(self.all_receptacle_kinds)
         ]
-        object_names = [k.name for k in self.all_object_kinds]
-        receptacle_names = [k.name for k in self.all_receptacle_kinds]
-        self._target_pool = torch.tensor([object_names.index(k.name) for k in self.object_kinds])
-        self._distractor_pool = torch.tensor([object_names.index(k.name) for k in self.distractor_kinds])
-        self._receptacle_pool = torch.tensor([receptacle_names.index(k.name) for k in self.receptacle_kinds])
-        self._distractor_receptacle_pool = torch.tensor(
-            [receptacle_names.index(k.name) for k in self.distractor_receptacle_kinds]
-        )
         self._object_half_heights = torch.tensor(
             [k.resting_half_height for k in self.all_object_kinds], device=self.device
         )
@@ -398,7 +390,12 @@ class PutOnPlateEnv(BaseEnv):
                 else:
                     positions.append(list(parked.p))
                     quats.append([1.0, 0.0, 0.0, 0.0])
-            actor.set_pose(Pose.create_from_pq(torch.tensor(positions), torch.tensor(np.array(quats))))
+            actor.set_pose(
+                Pose.create_from_pq(
+                    torch.tensor(np.array(positions), dtype=torch.float32),
+                    torch.tensor(np.array(quats), dtype=torch.float32),
+                )
+            )
 
     def _place_receptacles(self, plans):
         for index, actor in enumerate(self.receptacle_actors):
@@ -409,7 +406,7 @@ class PutOnPlateEnv(BaseEnv):
                     positions.append([x, y, 0.0])
                 else:
                     positions.append([0.0, 0.0, -4.0 - 0.2 * index])
-            actor.set_pose(Pose.create_from_pq(torch.tensor(positions)))
+            actor.set_pose(Pose.create_from_pq(torch.tensor(np.array(positions), dtype=torch.float32)))
 
     # ------------------------------------------------------------------ stepping
     def _stacked_object_positions(self) -> torch.Tensor:
