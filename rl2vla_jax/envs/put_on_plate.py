@@ -40,7 +40,10 @@ from rl2vla_jax.envs import catalog, perturbations
 from rl2vla_jax.envs.settings import MOVE_DISTANCE_MIN, SETTINGS, SettingSpec
 
 ROBOT_BASE_XYZ = (-0.615, 0.0, 0.0)
-PANDA_REST_QPOS = np.array([0.0, np.pi / 8, 0.0, -np.pi * 5 / 8, 0.0, np.pi * 3 / 4, np.pi / 4, 0.04, 0.04])
+# A "ready" pose with the hand pulled back and up (TCP at about (-0.215, 0, 0.286), pointing
+# down): ManiSkill's usual rest pose hovers the hand over the workspace centre, where it hides
+# objects from the third-person camera in the first frame.
+PANDA_REST_QPOS = np.array([0.0, -0.4, 0.0, -2.6, 0.0, 2.2, np.pi / 4, 0.04, 0.04])
 TRAIN_QPOS_NOISE = 0.02  # ManiSkill's usual start noise
 UNSEEN_QPOS_OFFSET = (0.1, 0.2)  # |offset| range per arm joint for the unseen robot pose
 
