@@ -44,13 +44,15 @@ install_system_packages() {
 
 install_python_packages() {
   local stamp="$VENV/.rl2vla-stamp" want
-  want="$(cat setup.py scripts/requirements-lock.txt | sha256sum | cut -c1-16)"
+  # RL2VLA_ACCELERATOR=cuda12|tpu adds JAX's accelerator build (see launch/).
+  local extras="maniskill,convert,dev${RL2VLA_ACCELERATOR:+,$RL2VLA_ACCELERATOR}"
+  want="$( (cat setup.py scripts/requirements-lock.txt; echo "$extras") | sha256sum | cut -c1-16)"
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
   log "creating $VENV and installing Python packages (first run takes several minutes)"
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
   local pip_log="$VENV/install.log"
   if ! { "$VENV/bin/python" -m pip install --upgrade pip setuptools wheel &&
-         "$VENV/bin/python" -m pip install -r scripts/requirements-lock.txt -e ".[maniskill,convert,dev]"; } \
+         "$VENV/bin/python" -m pip install -r scripts/requirements-lock.txt -e ".[$extras]"; } \
        >"$pip_log" 2>&1; then
     grep -v "is ignored: it is neither" "$pip_log" | tail -n 30 >&2
     log "pip install failed; full log: $pip_log"; exit 1

@@ -38,6 +38,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.resume = ""
     c.init_from = ""
     c.adapter = ""  # optional PEFT adapter dir applied on top of init_from
+    c.unnorm_key = ""  # which dataset's action statistics un-normalise actions ("" = the only one)
 
     c.model = ml_collections.ConfigDict()
     c.model.preset = "tiny"  # "tiny" | "openvla_7b"
@@ -65,7 +66,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.env.setting = "train"
     c.env.backend = "cpu"  # "cpu": worker processes; "gpu": one batched ManiSkill env
     c.env.num_envs = 2
-    c.env.max_episode_steps = 10
+    c.env.max_episode_steps = 20  # the expert needs ~10-16 steps to succeed; shorter cannot
     c.env.image_size = 224
 
     c.rollout = ml_collections.ConfigDict()

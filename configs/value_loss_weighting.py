@@ -2,7 +2,7 @@
 
 Run:       python -m rl2vla_jax.train --config=configs/value_loss_weighting.py [--workdir=runs/value_loss_weighting]
 Hardware:  bare file = embedded CPU default (tiny random OpenVLA, 2 CPU simulator workers,
-           10-step episodes, 3 iterations; minutes on a 2-core laptop).
+           20-step episodes, 3 iterations; minutes on a 2-core laptop).
            `:paper` = OpenVLA-7B, RL4VLA recipe, sized for one 80 GB GPU (H100/A100).
 Expect:    CPU default: the loop runs end to end, prints a summary table and writes a checkpoint
            and TensorBoard events; success stays near 0 (random tiny policy). `:paper`: ID

@@ -12,6 +12,16 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Run directory (checkpoints, events); default runs/<config name>."
 )
+_DISTRIBUTED = flags.DEFINE_bool(
+    "distributed", False, "Multi-host: call jax.distributed.initialize (SLURM, TPU pods, k8s auto-detected)."
+)
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "host:port of process 0 (implies --distributed)."
+)
+_NUM_PROCESSES = flags.DEFINE_integer(
+    "num_processes", None, "Processes in the run (with --coordinator_address)."
+)
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index (with --coordinator_address).")
 flags.mark_flags_as_required(["config"])
 
 
@@ -21,7 +31,10 @@ def main(argv):
     config = _CONFIG.value
     hparams.validate(config)
     workdir = _WORKDIR.value or f"runs/{config.name}"
-    from rl2vla_jax.train import loop  # heavy imports only after the config is known to be valid
+    from rl2vla_jax.train import loop, mesh  # heavy imports only after the config is known to be valid
+
+    if _DISTRIBUTED.value or _COORDINATOR.value:
+        mesh.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
 
     loop.train(config, workdir)
 

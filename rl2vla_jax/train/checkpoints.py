@@ -3,7 +3,7 @@
   params       {"policy": full OpenVLA params (base + LoRA), "critic": critic params}:
                loadable alone for inference
   train_state  optimizer moments, iteration, rng
-  assets       JSON: model config, action statistics, tokenizer path, the run's config
+  assets       JSON: model config, norm stats, tokenizer path, the run's config
 
 Orbax writes each step into a temporary directory and renames it when complete, so a run
 killed mid-save leaves the previous checkpoint intact and no half-written one.
@@ -16,7 +16,11 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
+from rl2vla_jax.convert.checkpoint import load_checkpoint
+from rl2vla_jax.models.config import OpenVLAConfig
 from rl2vla_jax.train import state as state_lib
+
+ASSETS_FILE = "metadata"  # the file orbax's JsonSave writes inside the `assets` item
 
 
 def manager(directory: str, max_to_keep: int = 3) -> ocp.CheckpointManager:
@@ -76,18 +80,47 @@ def restore(mgr: ocp.CheckpointManager, template: state_lib.TrainState, trainabl
     return state, restored.assets
 
 
-def load_policy_params(directory: str):
-    """Policy params (and assets) of a run checkpoint directory or one of its steps, for
-    `init_from` / evaluation: `<workdir>/checkpoints` (latest step) or `<...>/checkpoints/<step>`."""
+def load_policy(directory: str) -> tuple[Any, OpenVLAConfig, dict[str, Any]]:
+    """(policy params, model config, assets) from any checkpoint this project writes:
+    a model checkpoint (converter / SFT output: `params/` + `assets/model_config.json`), a run's
+    `checkpoints/` folder (its latest step), a run directory, or one step of it.
+    assets = {"norm_stats": {key: {"action": ...}}, "tokenizer": tokenizer.model path or None}.
+    """
     directory = os.path.abspath(directory)
-    if os.path.isdir(os.path.join(directory, "params")):  # a single step
-        step_dir = directory
-    else:
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"checkpoint directory {directory} does not exist")
+    if os.path.isfile(os.path.join(directory, "assets", "model_config.json")):
+        params, model_config, assets = load_checkpoint(directory)
+        return params, model_config, {"norm_stats": assets["norm_stats"], "tokenizer": assets["tokenizer"]}
+    if os.path.isdir(os.path.join(directory, "checkpoints")):
+        directory = os.path.join(directory, "checkpoints")
+    step_dir = directory
+    if not os.path.isdir(os.path.join(directory, "params")):
         steps = [int(d) for d in os.listdir(directory) if d.isdigit()]
         if not steps:
-            raise FileNotFoundError(f"{directory} holds no checkpoint (no params/ item, no numbered steps)")
+            raise FileNotFoundError(
+                f"{directory} holds no checkpoint (no params/ item and no numbered steps)"
+            )
         step_dir = os.path.join(directory, str(max(steps)))
     params = ocp.StandardCheckpointer().restore(os.path.join(step_dir, "params"))
-    with open(os.path.join(step_dir, "assets", "metadata")) as f:  # JsonSave's file name
+    with open(os.path.join(step_dir, "assets", ASSETS_FILE)) as f:
         assets = json.load(f)
-    return params["policy"], assets
+    model_config = OpenVLAConfig.from_dict(assets["model_config"])
+    return (
+        params["policy"],
+        model_config,
+        {"norm_stats": assets["norm_stats"], "tokenizer": assets["tokenizer"]},
+    )
+
+
+def load_model_config(directory: str) -> OpenVLAConfig | None:
+    """The model config of an `init_from` checkpoint (None for an empty path), without its params."""
+    if not directory:
+        return None
+    directory = os.path.abspath(directory)
+    path = os.path.join(directory, "assets", "model_config.json")
+    if os.path.isfile(path):
+        with open(path) as f:
+            return OpenVLAConfig.from_dict(json.load(f))
+    _, model_config, _ = load_policy(directory)
+    return model_config

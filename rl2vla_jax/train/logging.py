@@ -21,14 +21,16 @@ SUMMARY_COLUMNS = (
 
 
 class RunLogger:
-    def __init__(self, workdir: str, use_wandb: bool = False, config=None):
+    def __init__(self, workdir: str, use_wandb: bool = False, config=None, enabled: bool = True):
+        """`enabled=False` (processes other than 0 of a multi-host run) keeps rows, writes nothing."""
         from tensorboardX import SummaryWriter
 
         self.workdir = workdir
-        self.writer = SummaryWriter(os.path.join(workdir, "tensorboard"))
+        self.enabled = enabled
+        self.writer = SummaryWriter(os.path.join(workdir, "tensorboard")) if enabled else None
         self.rows: list[dict] = []
         self.wandb = None
-        if use_wandb:
+        if use_wandb and enabled:
             import wandb
 
             self.wandb = wandb.init(dir=workdir, config=config.to_dict() if config is not None else None)
@@ -37,9 +39,10 @@ class RunLogger:
         bad = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
         if bad:
             raise FloatingPointError(f"non-finite metrics at iteration {iteration}: {', '.join(sorted(bad))}")
-        for key, value in metrics.items():
-            self.writer.add_scalar(key, value, iteration)
-        self.writer.flush()
+        if self.writer is not None:
+            for key, value in metrics.items():
+                self.writer.add_scalar(key, value, iteration)
+            self.writer.flush()
         if self.wandb is not None:
             self.wandb.log(metrics, step=iteration)
         self.rows.append({"iteration": iteration, **metrics})
@@ -52,6 +55,8 @@ class RunLogger:
             cells = [fmt.format(row[key]) if key in row else "-" for key, _, fmt in SUMMARY_COLUMNS]
             lines.append("| " + " | ".join(cells) + " |")
         table = "\n".join(lines)
+        if not self.enabled:
+            return table
         with open(os.path.join(self.workdir, "summary.md"), "w") as f:
             f.write(table + "\n")
         keys = sorted({k for row in self.rows for k in row})
@@ -62,7 +67,8 @@ class RunLogger:
         return table
 
     def close(self):
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
         if self.wandb is not None:
             self.wandb.finish()
 

@@ -8,6 +8,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
+from rl2vla_jax.data.norm_stats import select_stats
 from rl2vla_jax.data.prompt import load_tokenizer, tiny_tokenizer
 from rl2vla_jax.envs.actions import MAX_ROTATION, MAX_TRANSLATION
 from rl2vla_jax.train import builders, checkpoints, hparams
@@ -18,6 +19,7 @@ from rl2vla_jax.train.logging import RunLogger, write_video
 
 # Used when the policy has no dataset statistics (a random init): the policy's [-1, 1] maps
 # onto the controller's full range (metres / radians per step), gripper onto [0, 1].
+FULL_RANGE_KEY = "full_range"
 FULL_RANGE_ACTION_STATS = {
     "q01": [-MAX_TRANSLATION] * 3 + [-MAX_ROTATION] * 3 + [0.0],
     "q99": [MAX_TRANSLATION] * 3 + [MAX_ROTATION] * 3 + [1.0],
@@ -28,7 +30,8 @@ FULL_RANGE_ACTION_STATS = {
 def episode_seeds(config, iteration: int, group_size: int) -> list[int]:
     """Deterministic per-iteration episode seeds (so a resumed run replays the same episodes);
     GRPO (s) gives every env of a group the same seed, hence the same initial state."""
-    base = config.seed * 1_000_003 + iteration * config.env.num_envs
+    num_envs = config.env.num_envs  # per process; each process runs its own envs
+    base = config.seed * 1_000_003 + (iteration * jax.process_count() + jax.process_index()) * num_envs
     if config.algorithm == "grpo_s":
         return [base + i // group_size for i in range(config.env.num_envs)]
     return [base + i for i in range(config.env.num_envs)]
@@ -37,37 +40,36 @@ def episode_seeds(config, iteration: int, group_size: int) -> list[int]:
 def _start_point(config, hp, model_cfg, critic, workdir, mgr):
     """Resume order: this workdir's latest checkpoint, then `config.resume` (another run's
     checkpoints), then `config.init_from` (converted OpenVLA / SFT params), then scratch."""
-    assets = {}
-    if mgr.latest_step() is not None:
-        template = builders.initial_state(config, hp, model_cfg, critic)
-        state, assets = checkpoints.restore(mgr, template, config.trainable)
-        return state, assets, f"resumed from {workdir} at iteration {int(state.iteration)}"
-    if config.resume:
-        other = checkpoints.manager(config.resume)
-        template = builders.initial_state(config, hp, model_cfg, critic)
-        state, assets = checkpoints.restore(other, template, config.trainable)
-        return state, assets, f"resumed from {config.resume} at iteration {int(state.iteration)}"
+    for directory, source in ((None, workdir), (config.resume, config.resume)):
+        resume_mgr = mgr if directory is None else checkpoints.manager(directory) if directory else None
+        if resume_mgr is not None and resume_mgr.latest_step() is not None:
+            template = builders.initial_state(config, hp, model_cfg, critic)
+            state, assets = checkpoints.restore(resume_mgr, template, config.trainable)
+            return state, assets, f"resumed from {source} at iteration {int(state.iteration)}"
     if config.init_from:
-        policy_params, assets = checkpoints.load_policy_params(config.init_from)
-        state = builders.initial_state(config, hp, model_cfg, critic, policy_params)
+        params, _, assets = checkpoints.load_policy(config.init_from)
+        params, _ = builders.with_run_lora(config, params, model_cfg)
+        state = builders.initial_state(config, hp, model_cfg, critic, params)
         return state, assets, f"initialised from {config.init_from}"
-    return builders.initial_state(config, hp, model_cfg, critic), assets, "random initialisation"
+    return builders.initial_state(config, hp, model_cfg, critic), {}, "random initialisation"
 
 
 def train(config, workdir: str) -> dict:
     hp = hparams.rl_hparams(config)
-    model_cfg = builders.model_config(config)
+    model_cfg = builders.model_config(config, checkpoints.load_model_config(config.init_from))
     critic = builders.make_critic(hp, config)
     actor_tx, critic_tx = builders.optimizers(config)
     os.makedirs(workdir, exist_ok=True)
     mgr = checkpoints.manager(os.path.join(workdir, "checkpoints"))
     state, assets, origin = _start_point(config, hp, model_cfg, critic, workdir, mgr)
-    tokenizer_path = assets.get("tokenizer_path") or tiny_tokenizer()
-    action_stats = assets.get("action_stats") or FULL_RANGE_ACTION_STATS
+    # A random init has no dataset statistics: its [-1, 1] spans the controller's full range.
+    norm_stats = assets.get("norm_stats") or {FULL_RANGE_KEY: {"action": FULL_RANGE_ACTION_STATS}}
+    tokenizer_path = assets.get("tokenizer") or tiny_tokenizer()
+    action_stats = select_stats(norm_stats, config.unnorm_key or None)
     assets = {
         "model_config": model_cfg.to_dict(),
-        "action_stats": action_stats,
-        "tokenizer_path": tokenizer_path,
+        "norm_stats": norm_stats,
+        "tokenizer": tokenizer_path,
         "config": config.to_json(),
     }
     tokenizer = load_tokenizer(tokenizer_path)
@@ -84,7 +86,9 @@ def train(config, workdir: str) -> dict:
         out_shardings=(state_sharding, mesh_lib.replicated(mesh)),
         donate_argnums=0,
     )
-    group_ids = np.arange(config.env.num_envs) // hp.group_size
+    # Global group ids: this process's envs form groups of their own.
+    groups_per_process = -(-config.env.num_envs // hp.group_size)
+    group_ids = np.arange(config.env.num_envs) // hp.group_size + jax.process_index() * groups_per_process
     rollout_key = jax.random.PRNGKey(config.seed + 1)
 
     from rl2vla_jax.envs import make_vector_env  # imports the simulator: only when training
@@ -101,7 +105,7 @@ def train(config, workdir: str) -> dict:
     actor = rollout_lib.Actor(
         env, act, tokenizer, decoder, model_cfg.image_size, config.model.max_prompt_tokens
     )
-    logger = RunLogger(workdir, config.train.use_wandb, config)
+    logger = RunLogger(workdir, config.train.use_wandb, config, enabled=jax.process_index() == 0)
     start = int(state.iteration)
     print(
         f"[train] {config.name}: {origin}; {start}/{config.train.iterations} iterations done; "
@@ -115,20 +119,21 @@ def train(config, workdir: str) -> dict:
             total=config.train.iterations,
             desc="iterations",
             dynamic_ncols=True,
+            disable=jax.process_index() != 0,
         )
         for iteration in bar:
             keep_frames = bool(config.train.video_every) and iteration % config.train.video_every == 0
             rollout, stats, frames = rollout_lib.collect(
                 actor,
-                state,
+                mesh_lib.local_copy(state),
                 episode_seeds(config, iteration, hp.group_size),
-                jax.random.fold_in(rollout_key, iteration),
+                jax.random.fold_in(jax.random.fold_in(rollout_key, iteration), jax.process_index()),
                 hp.temperature,
                 group_ids,
                 keep_frames,
             )
             clock = time.perf_counter()
-            batch = jax.device_put(rollout, mesh_lib.env_axis_sharding(mesh, rollout, env_axis=1))
+            batch = mesh_lib.global_batch(rollout, mesh_lib.env_axis_sharding(mesh, rollout))
             state, metrics = learn(state, batch)
             metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
             stats["time_update"] = time.perf_counter() - clock
@@ -163,7 +168,7 @@ def _evaluate(config, actor, state, iteration, group_ids) -> dict[str, float]:
     seeds = [10**9 + iteration * config.env.num_envs + i for i in range(config.env.num_envs)]
     _, stats, _ = rollout_lib.collect(
         actor,
-        state,
+        mesh_lib.local_copy(state),
         seeds,
         jax.random.PRNGKey(10**6 + iteration),
         config.rollout.eval_temperature,

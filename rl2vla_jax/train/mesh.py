@@ -49,14 +49,49 @@ def param_sharding(mesh: Mesh, tree):
     return jax.tree.map(rule, tree)
 
 
-def env_axis_sharding(mesh: Mesh, tree, env_axis: int):
-    """Split every array of a batch along its env axis over `data` (axis 1 of [T, B, ...])."""
+def env_axis_sharding(mesh: Mesh, tree, env_axis: int | None = None):
+    """Split every array of a batch along its env axis over `data`. The axis is `env_axis`, or,
+    for a pytree with a `env_axes()` method (update.Rollout), whatever that says per field."""
+    axes = tree.env_axes() if env_axis is None else jax.tree.map(lambda _: env_axis, tree)
 
-    def rule(leaf):
-        if leaf.ndim <= env_axis:
-            return replicated(mesh)
+    def rule(leaf, axis):
         spec = [None] * leaf.ndim
-        spec[env_axis] = "data"
+        spec[axis] = "data"
         return NamedSharding(mesh, P(*spec))
 
-    return jax.tree.map(rule, tree)
+    return jax.tree.map(rule, tree, axes)
+
+
+def global_batch(tree, shardings):
+    """Host arrays -> global arrays laid out by `shardings`. With several processes each one
+    contributes its own envs' data (its slice of the env axis), as on a multi-host pod."""
+    if jax.process_count() == 1:
+        return jax.device_put(tree, shardings)
+    return jax.tree.map(
+        lambda x, s: jax.make_array_from_process_local_data(s, np.asarray(x)), tree, shardings
+    )
+
+
+def local_copy(tree):
+    """A replicated global pytree as arrays on this process's first device (for acting on
+    this process's envs; needs params replicated, i.e. fsdp = 1, when multi-process)."""
+    if jax.process_count() == 1:
+        return tree
+    return jax.tree.map(lambda x: x.addressable_data(0) if isinstance(x, jax.Array) else x, tree)
+
+
+def initialize_distributed(
+    coordinator_address: str | None, num_processes: int | None, process_id: int | None
+):
+    """Multi-host start-up. With no arguments JAX detects SLURM, Open MPI, k8s and TPU pods;
+    explicit values serve e.g. several processes on one machine. CPU uses gloo collectives."""
+    if jax.config.jax_platforms in (None, "", "cpu") or "cpu" in str(jax.config.jax_platforms):
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    kwargs = {}
+    if coordinator_address:
+        kwargs = {
+            "coordinator_address": coordinator_address,
+            "num_processes": num_processes,
+            "process_id": process_id,
+        }
+    jax.distributed.initialize(**kwargs)

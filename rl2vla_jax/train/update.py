@@ -4,6 +4,7 @@ gradient-accumulation step of PPO (or GRPO) inside one `lax.scan`.
 `Rollout` fields are time-major [T, B, ...]; the update flattens them to N = T*B samples.
 """
 
+import dataclasses
 import functools
 from typing import Any
 
@@ -34,6 +35,11 @@ class Rollout:
     dones: jax.Array  # float32 [T, B] terminations
     bootstrap_value: jax.Array  # float32 [B]: V of the state after the last step
     group_ids: jax.Array  # int32 [B] GRPO groups
+
+    def env_axes(self) -> "Rollout":
+        """Which axis of each field indexes the envs (for splitting a batch over devices)."""
+        flat = {"bootstrap_value", "group_ids"}
+        return Rollout(**{f.name: 0 if f.name in flat else 1 for f in dataclasses.fields(self)})
 
 
 def pixel_values(images: jax.Array) -> jax.Array:

@@ -89,7 +89,7 @@ def test_two_devices_give_the_same_losses_as_one():
         state = jax.device_put(state, sharding)
         history = []
         for rollout in rollouts:
-            batch = jax.device_put(rollout, mesh_lib.env_axis_sharding(mesh, rollout, env_axis=1))
+            batch = jax.device_put(rollout, mesh_lib.env_axis_sharding(mesh, rollout))
             assert len(batch.rewards.sharding.device_set) == len(devices)
             state, metrics = learn(state, batch)
             history.append(jax.device_get(metrics))

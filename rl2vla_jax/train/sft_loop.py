@@ -1,0 +1,211 @@
+"""The SFT host loop: grain batches -> one jitted step; validation; model checkpoints.
+
+Checkpoints are model checkpoints (`rl2vla_jax.convert.checkpoint` layout: `params/` with the
+LoRA factors + `assets/` with the model config, the dataset's statistics as norm_stats and the
+tokenizer.model), written atomically as <workdir>/checkpoints/<step>, so any of them is a valid
+`python -m rl2vla_jax.train --config.init_from=...` and `python -m rl2vla_jax.eval --checkpoint=...`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import os
+import shutil
+import time
+
+import jax
+import numpy as np
+from tqdm import tqdm
+
+from rl2vla_jax.convert.checkpoint import write_checkpoint
+from rl2vla_jax.data import demos
+from rl2vla_jax.data.norm_stats import select_stats
+from rl2vla_jax.data.prompt import load_tokenizer, tiny_tokenizer
+from rl2vla_jax.rl import policy as policy_lib
+from rl2vla_jax.train import builders, checkpoints
+from rl2vla_jax.train import mesh as mesh_lib
+from rl2vla_jax.train import sft_data, sft_step
+from rl2vla_jax.train import state as state_lib
+from rl2vla_jax.train.hparams import ConfigError
+
+KEEP_CHECKPOINTS = 3
+
+
+def validate(config) -> None:
+    """One-line errors for SFT settings that cannot work (before anything heavy happens)."""
+    sft = config.sft
+    if sft.steps <= 0 or sft.batch_size <= 0:
+        raise ConfigError(f"config.sft.steps={sft.steps} and config.sft.batch_size={sft.batch_size} must be > 0")
+    if not 0.0 <= config.val_fraction < 1.0:
+        raise ConfigError(f"config.val_fraction={config.val_fraction} must be in [0, 1)")
+    if sft.learning_rate <= 0:
+        raise ConfigError(f"config.sft.learning_rate={sft.learning_rate} must be > 0")
+    if not os.path.isfile(os.path.join(config.data_dir, demos.MANIFEST)):
+        raise FileNotFoundError(
+            f"no demonstrations in {config.data_dir!r} (no {demos.MANIFEST}); collect them with "
+            f"`python -m rl2vla_jax.collect_demos --config=configs/sft.py --out={config.data_dir}`"
+        )
+
+
+def _saved_steps(directory: str) -> list[int]:
+    if not os.path.isdir(directory):
+        return []
+    return sorted(int(name) for name in os.listdir(directory) if name.isdigit())
+
+
+def _save(ckpt_dir, step, state, model_cfg, norm_stats, tokenizer_dir) -> str:
+    path = os.path.join(ckpt_dir, str(step))
+    if not os.path.exists(path):
+        params = jax.device_get(state.policy_params)
+        write_checkpoint(path, params, model_cfg, norm_stats, tokenizer_dir=tokenizer_dir)
+    for old in _saved_steps(ckpt_dir)[:-KEEP_CHECKPOINTS]:
+        shutil.rmtree(os.path.join(ckpt_dir, str(old)), ignore_errors=True)
+    return path
+
+
+def _initial_params(config, model_cfg, workdir_ckpts):
+    """Start order: this workdir's latest SFT checkpoint (params only: the AdamW moments restart),
+    then `config.init_from` (a converted OpenVLA), then a random init."""
+    steps = _saved_steps(workdir_ckpts)
+    if steps:
+        params, _, assets = checkpoints.load_policy(os.path.join(workdir_ckpts, str(steps[-1])))
+        return params, assets, steps[-1], f"resumed from {workdir_ckpts}/{steps[-1]}"
+    if config.init_from:
+        params, _, assets = checkpoints.load_policy(config.init_from)
+        params, _ = builders.with_run_lora(config, params, model_cfg)
+        return params, assets, 0, f"initialised from {config.init_from}"
+    params = policy_lib.init_params(model_cfg, jax.random.PRNGKey(config.seed))
+    return params, {}, 0, "random initialisation"
+
+
+def _evaluate(evaluate, state, val_arrays, batch_size, majority_bins) -> dict[str, float]:
+    totals = None
+    for batch in sft_step.padded_batches(val_arrays, batch_size):
+        sums = jax.device_get(evaluate(state.trainable, state.frozen, batch))
+        totals = sums if totals is None else jax.tree.map(np.add, totals, sums)
+    count = float(totals.pop("count"))
+    dims = totals.pop("dim_accuracy") / count
+    metrics = {f"val_{k}": float(v) / count for k, v in totals.items()}
+    metrics |= {f"val_accuracy_dim{d}": float(dims[d]) for d in range(len(dims))}
+    # The baseline that matters beside chance (1/256): always predicting the train split's
+    # most frequent bin of each dimension.
+    metrics["val_majority_accuracy"] = float(np.mean(val_arrays["tokens"] == majority_bins))
+    metrics["val_examples"] = count
+    return metrics
+
+
+def train(config, workdir: str) -> dict:
+    validate(config)
+    os.makedirs(workdir, exist_ok=True)
+    ckpt_dir = os.path.join(workdir, "checkpoints")
+    model_cfg = builders.model_config(config, checkpoints.load_model_config(config.init_from))
+    params, init_assets, start, origin = _initial_params(config, model_cfg, ckpt_dir)
+    tokenizer_path = init_assets.get("tokenizer") or tiny_tokenizer()
+    tokenizer_dir = os.path.join(workdir, "tokenizer")  # write_checkpoint copies DIR/tokenizer.model
+    os.makedirs(tokenizer_dir, exist_ok=True)
+    if os.path.abspath(tokenizer_path) != os.path.abspath(os.path.join(tokenizer_dir, "tokenizer.model")):
+        shutil.copy(tokenizer_path, os.path.join(tokenizer_dir, "tokenizer.model"))
+    eos_id = int(load_tokenizer(tokenizer_path).eos_id())
+
+    with open(os.path.join(config.data_dir, demos.STATISTICS)) as f:
+        norm_stats = json.load(f)
+    action_stats = select_stats(norm_stats, config.unnorm_key or None)
+    split = sft_data.split_episodes(config.data_dir, config.val_fraction, config.seed)
+    to_example = sft_data.StepToExample(
+        tokenizer_path, action_stats, model_cfg.action_token_end, model_cfg.image_size, config.model.max_prompt_tokens
+    )
+    train_bins = to_example.action_bins(split.actions[split.train_indices])
+    majority_bins = np.array([np.bincount(train_bins[:, d], minlength=256).argmax() for d in range(7)])
+    val_arrays = (
+        sft_data.validation_arrays(config.data_dir, split.val_indices, to_example, config.sft.val_max_examples)
+        if len(split.val_indices)
+        else None
+    )
+    stream = sft_data.train_stream(
+        config.data_dir,
+        split.train_indices,
+        dataclasses.replace(to_example, augment=bool(config.sft.augment)),
+        config.sft.batch_size,
+        config.seed,
+        start_step=start,
+        num_threads=config.sft.num_threads,
+        num_workers=config.sft.num_workers,
+    )
+
+    mesh = mesh_lib.make_mesh(config.mesh.data, config.mesh.fsdp)
+    if config.sft.batch_size % mesh.shape["data"]:
+        raise ConfigError(
+            f"config.sft.batch_size={config.sft.batch_size} does not split over the mesh's "
+            f"data axis of {mesh.shape['data']} devices"
+        )
+    tx = sft_step.make_optimizer(config.sft.learning_rate, config.optim.weight_decay, config.optim.max_grad_norm)
+    trainable, frozen = state_lib.split_trainable(params, config.trainable)
+    state = sft_step.create_state(trainable, frozen, tx).replace(step=np.int32(start))
+    state_sharding = mesh_lib.param_sharding(mesh, state)
+    state = jax.device_put(state, state_sharding)
+    step_fn = jax.jit(
+        functools.partial(sft_step.train_step, model_cfg, tx, eos_id),
+        out_shardings=(state_sharding, mesh_lib.replicated(mesh)),
+        donate_argnums=0,
+    )
+    evaluate = jax.jit(functools.partial(sft_step.eval_sums, model_cfg, eos_id))
+
+    def shard(batch):
+        return jax.device_put(batch, mesh_lib.env_axis_sharding(mesh, batch, env_axis=0))
+
+    num_trainable = sum(int(np.prod(v.shape)) for v in trainable.values())
+    print(
+        f"[sft] {origin}; {len(split.train_episodes)} train / {len(split.val_episodes)} validation episodes "
+        f"({len(split.train_indices)} / {len(split.val_indices)} steps); {num_trainable:,} trainable params; "
+        f"{jax.device_count()} device(s), mesh {dict(mesh.shape)}",
+        flush=True,
+    )
+    rows, log_path = [], os.path.join(workdir, "metrics.jsonl")
+    every = config.sft.eval_every
+    running: dict[str, list[float]] = {}
+    clock, data_wait = time.perf_counter(), 0.0
+    bar = tqdm(range(start, config.sft.steps), initial=start, total=config.sft.steps, desc="sft", dynamic_ncols=True)
+    final = None
+    for step in bar:
+        wait = time.perf_counter()
+        batch = shard(next(stream))
+        data_wait += time.perf_counter() - wait
+        state, metrics = step_fn(state, batch)
+        done = step + 1
+        if done % every == 0 or done == config.sft.steps:
+            metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+            for key, value in metrics.items():
+                running.setdefault(key, []).append(value)
+            if not all(math.isfinite(v) for v in metrics.values()):
+                raise FloatingPointError(f"non-finite SFT metrics at step {done}: {metrics}")
+            row = {"step": done, **{f"train_{k}": v for k, v in metrics.items()}}
+            if val_arrays is not None:
+                row |= _evaluate(evaluate, state, val_arrays, config.sft.eval_batch_size, majority_bins)
+            elapsed = time.perf_counter() - clock
+            row |= {"steps_per_s": (done - start) / elapsed, "data_wait_fraction": data_wait / elapsed}
+            rows.append(row)
+            with open(log_path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            bar.set_postfix(
+                loss=f"{row['train_loss']:.3f}",
+                val_loss=f"{row.get('val_loss', float('nan')):.3f}",
+                val_acc=f"{row.get('val_accuracy', float('nan')):.3f}",
+            )
+        if done % config.sft.checkpoint_every == 0 or done == config.sft.steps:
+            final = _save(ckpt_dir, done, state, model_cfg, norm_stats, tokenizer_dir)
+    bar.close()
+    if final is None:  # nothing left to do: the workdir already holds the last step
+        final = os.path.join(ckpt_dir, str(_saved_steps(ckpt_dir)[-1]))
+    last = rows[-1] if rows else {}
+    if last:
+        print(
+            f"[sft] step {last['step']}: train loss {last['train_loss']:.4f}; validation loss "
+            f"{last.get('val_loss', float('nan')):.4f}, action-token accuracy {last.get('val_accuracy', float('nan')):.3f} "
+            f"(chance 1/256 = 0.004, majority bin {last.get('val_majority_accuracy', float('nan')):.3f})",
+            flush=True,
+        )
+    print(f"[sft] checkpoint: {final}  (use --config.init_from={final} or eval --checkpoint={final})", flush=True)
+    return {"rows": rows, "checkpoint": final, "compiles": step_fn._cache_size(), "split": split}

@@ -1,0 +1,136 @@
+"""Supervised warm-up (behaviour cloning) as OpenVLA trains: pure, jit-compiled steps.
+
+Teacher forcing: the sequence is [prompt, a_1..a_7, EOS] with the action ids right after each
+row's prompt. With q_b the sequence index of row b's last prompt token (rl/policy.py), the
+full-vocabulary logits at q_b + j predict target j (a_{j+1} for j < 7, EOS for j = 7):
+
+    loss = mean_{b, j<8} [ logsumexp_v z_{b,j,v} - z_{b,j,y_{b,j}} ]
+
+over the WHOLE vocabulary (OpenVLA's cross-entropy on the action tokens and EOS; the prompt is
+not a target). Accuracy, as OpenVLA logs it, is argmax over the full vocabulary == target, per
+action dimension; `action_l1` compares the greedy action bin's centre with the target's, in
+normalised [-1, 1] units.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from rl2vla_jax.models.openvla import OpenVLA
+from rl2vla_jax.train.state import FlatParams, merge
+from rl2vla_jax.train.update import pixel_values
+
+
+@struct.dataclass
+class SFTState:
+    step: jax.Array  # completed optimizer steps
+    trainable: FlatParams  # what the optimizer updates (config.trainable: the LoRA factors)
+    frozen: FlatParams
+    opt_state: object
+
+    @property
+    def policy_params(self):
+        return merge(self.trainable, self.frozen)
+
+
+def make_optimizer(learning_rate: float, weight_decay: float, max_grad_norm: float):
+    """AdamW at a constant learning rate (OpenVLA's fine-tuning recipe: lr 5e-4) after a
+    global-norm clip."""
+    # The learning rate lives in the optimizer state (inject_hyperparams), not in the program:
+    # runs that differ only in it share one compiled (and cached) step.
+    adamw = optax.inject_hyperparams(optax.adamw)(learning_rate=learning_rate, weight_decay=weight_decay)
+    return optax.chain(optax.clip_by_global_norm(max_grad_norm), adamw)
+
+
+def create_state(trainable: FlatParams, frozen: FlatParams, tx) -> SFTState:
+    return SFTState(step=jnp.zeros((), jnp.int32), trainable=trainable, frozen=frozen, opt_state=tx.init(trainable))
+
+
+def teacher_forced_logits(params, model_config, batch, eos_id: int) -> tuple[jax.Array, jax.Array]:
+    """Full-vocabulary logits [B, 8, V] float32 at the positions predicting a_1..a_7, EOS, and
+    the targets [B, 8] (vocab ids)."""
+    cfg = model_config
+    prompt_ids = batch["prompt_ids"].astype(jnp.int32)
+    lengths = jnp.sum(batch["prompt_mask"].astype(jnp.int32), axis=-1)
+    action_ids = batch["tokens"].astype(jnp.int32) + cfg.action_token_begin
+    targets = jnp.concatenate([action_ids, jnp.full_like(action_ids[:, :1], eos_id)], axis=1)
+    padded = jnp.concatenate([prompt_ids, jnp.zeros_like(targets)], axis=1)
+    ids = jax.vmap(lambda row, new, n: jax.lax.dynamic_update_slice(row, new, (n,)))(padded, targets, lengths)
+    model = OpenVLA(cfg)
+    hidden_seq, _ = model.apply(
+        {"params": params}, pixel_values(batch["images"]), ids, None, method=OpenVLA.hidden_states
+    )
+    positions = (lengths - 1 + cfg.num_patches)[:, None] + jnp.arange(targets.shape[1])
+    hidden = jnp.take_along_axis(hidden_seq, positions[:, :, None], axis=1)
+    logits = model.apply({"params": params}, hidden, method=lambda m, h: m.llm.logits(h))
+    return logits.astype(jnp.float32), targets
+
+
+def example_metrics(model_config, logits: jax.Array, targets: jax.Array) -> dict[str, jax.Array]:
+    """Per-example values [B] (and [B, 7] per-dimension correctness), summed by the callers."""
+    cfg = model_config
+    nll = jax.nn.logsumexp(logits, axis=-1) - jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
+    correct = (jnp.argmax(logits, axis=-1) == targets).astype(jnp.float32)
+    bin_logits = logits[:, :7, cfg.action_token_begin : cfg.action_token_end]
+    edges = jnp.linspace(-1.0, 1.0, cfg.n_action_bins)
+    centres = (edges[:-1] + edges[1:]) / 2
+
+    def centre(bins):  # bin index -> normalised action, as ActionTokenizer.decode_bins
+        return centres[jnp.clip(cfg.n_action_bins - 1 - bins, 0, cfg.n_action_bins - 2)]
+
+    target_bins = targets[:, :7] - cfg.action_token_begin
+    l1 = jnp.abs(centre(jnp.argmax(bin_logits, axis=-1)) - centre(target_bins))
+    return {
+        "loss": jnp.mean(nll, axis=-1),
+        "action_loss": jnp.mean(nll[:, :7], axis=-1),
+        "eos_loss": nll[:, 7],
+        "accuracy": jnp.mean(correct[:, :7], axis=-1),
+        "eos_accuracy": correct[:, 7],
+        "action_l1": jnp.mean(l1, axis=-1),
+        "dim_accuracy": correct[:, :7],
+    }
+
+
+def _loss(model_config, eos_id, trainable, frozen, batch):
+    logits, targets = teacher_forced_logits(merge(trainable, frozen), model_config, batch, eos_id)
+    values = example_metrics(model_config, logits, targets)
+    metrics = {k: jnp.mean(v) for k, v in values.items() if k != "dim_accuracy"}
+    metrics |= {f"accuracy_dim{d}": jnp.mean(values["dim_accuracy"][:, d]) for d in range(7)}
+    return metrics["loss"], metrics
+
+
+def train_step(model_config, tx, eos_id: int, state: SFTState, batch) -> tuple[SFTState, dict]:
+    """One optimizer step on a batch (jit with the first three arguments bound)."""
+    grads, metrics = jax.grad(_loss, argnums=2, has_aux=True)(
+        model_config, eos_id, state.trainable, state.frozen, batch
+    )
+    updates, opt_state = tx.update(grads, state.opt_state, state.trainable)
+    trainable = optax.apply_updates(state.trainable, updates)
+    metrics["grad_norm"] = optax.tree.norm(grads)
+    return state.replace(step=state.step + 1, trainable=trainable, opt_state=opt_state), metrics
+
+
+def eval_sums(model_config, eos_id: int, trainable, frozen, batch) -> dict[str, jax.Array]:
+    """Weighted sums of the per-example metrics over a batch (batch["weight"]: 0 on padding)."""
+    logits, targets = teacher_forced_logits(merge(trainable, frozen), model_config, batch, eos_id)
+    values = example_metrics(model_config, logits, targets)
+    weight = batch["weight"]
+    sums = {k: jnp.sum(v * weight) for k, v in values.items() if k != "dim_accuracy"}
+    sums["dim_accuracy"] = jnp.sum(values["dim_accuracy"] * weight[:, None], axis=0)
+    sums["count"] = jnp.sum(weight)
+    return sums
+
+
+def padded_batches(arrays: dict[str, np.ndarray], batch_size: int):
+    """Fixed-size batches (one compiled shape) with a `weight` of 0 on the padding rows."""
+    count = len(next(iter(arrays.values())))
+    for start in range(0, count, batch_size):
+        stop = min(start + batch_size, count)
+        take = np.concatenate([np.arange(start, stop), np.full(batch_size - (stop - start), start)])
+        batch = {k: v[take] for k, v in arrays.items()}
+        batch["weight"] = (np.arange(batch_size) < stop - start).astype(np.float32)
+        yield batch
