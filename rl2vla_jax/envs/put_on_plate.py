@@ -260,7 +260,6 @@ class PutOnPlateEnv(BaseEnv):
 
     # ------------------------------------------------------------------ episodes
     def _initialize_episode(self, env_idx: torch.Tensor, options: dict):
-        batch = len(env_idx)
         rngs = [self._batched_episode_rng[int(i)] for i in env_idx]
         plans = [self._sample_episode(rng) for rng in rngs]
         with torch.device(self.device):
@@ -281,7 +280,10 @@ class PutOnPlateEnv(BaseEnv):
             self.instructions = [""] * self.num_envs
         for i, plan in zip(env_idx.tolist(), plans):
             self.instructions[i] = plan["instruction"]
-        self.episode_plans = plans if batch == self.num_envs else getattr(self, "episode_plans", plans)
+        if len(getattr(self, "episode_plans", [])) != self.num_envs:
+            self.episode_plans = [None] * self.num_envs
+        for i, plan in zip(env_idx.tolist(), plans):
+            self.episode_plans[i] = plan
 
     def _allocate_episode_state(self):
         n = self.num_envs
