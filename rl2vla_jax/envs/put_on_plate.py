@@ -67,8 +67,9 @@ SIM_FREQ = 100
 CONTROL_FREQ = 5  # RL4VLA controls at 5 Hz
 
 
-def _pool(kind: str, train, unseen):
-    return {"train": train, "unseen": unseen}[kind]
+def _pool(which: str | None, train, unseen) -> list:
+    """The train or unseen catalogue list a setting field names (none when the field is None)."""
+    return [] if which is None else list({"train": train, "unseen": unseen}[which])
 
 
 class PutOnPlateEnv(BaseEnv):
@@ -80,37 +81,20 @@ class PutOnPlateEnv(BaseEnv):
     def __init__(self, *args, setting: str = "train", image_size: int = 224, robot_uids="panda", **kwargs):
         self.setting_spec: SettingSpec = SETTINGS[setting]
         self.image_size = int(image_size)
-        self.object_kinds = list(
-            _pool(self.setting_spec.objects, catalog.TRAIN_OBJECTS, catalog.UNSEEN_OBJECTS)
+        spec = self.setting_spec
+        self.object_kinds = _pool(spec.objects, catalog.TRAIN_OBJECTS, catalog.UNSEEN_OBJECTS)
+        self.distractor_kinds = _pool(spec.distractor_object, catalog.TRAIN_OBJECTS, catalog.UNSEEN_OBJECTS)
+        self.receptacle_kinds = _pool(spec.receptacles, catalog.TRAIN_RECEPTACLES, catalog.UNSEEN_RECEPTACLES)
+        self.distractor_receptacle_kinds = _pool(
+            spec.distractor_receptacle, catalog.TRAIN_RECEPTACLES, catalog.UNSEEN_RECEPTACLES
         )
-        self.distractor_kinds = (
-            list(_pool(self.setting_spec.distractor_object, catalog.TRAIN_OBJECTS, catalog.UNSEEN_OBJECTS))
-            if self.setting_spec.distractor_object
-            else []
-        )
-        self.receptacle_kinds = list(
-            _pool(self.setting_spec.receptacles, catalog.TRAIN_RECEPTACLES, catalog.UNSEEN_RECEPTACLES)
-        )
-        self.distractor_receptacle_kinds = (
-            list(
-                _pool(
-                    self.setting_spec.distractor_receptacle,
-                    catalog.TRAIN_RECEPTACLES,
-                    catalog.UNSEEN_RECEPTACLES,
-                )
-            )
-            if self.setting_spec.distractor_receptacle
-            else []
-        )
-        self.table_looks = list(_pool(self.setting_spec.tables, catalog.TRAIN_TABLES, catalog.UNSEEN_TABLES))
-        self.templates = list(
-            _pool(self.setting_spec.instructions, catalog.TRAIN_INSTRUCTIONS, catalog.UNSEEN_INSTRUCTIONS)
-        )
+        self.table_looks = _pool(spec.tables, catalog.TRAIN_TABLES, catalog.UNSEEN_TABLES)
+        self.templates = _pool(spec.instructions, catalog.TRAIN_INSTRUCTIONS, catalog.UNSEEN_INSTRUCTIONS)
         # One actor per distinct kind; targets and distractors index into these lists.
         self.all_object_kinds = _unique_by_name(self.object_kinds + self.distractor_kinds)
         self.all_receptacle_kinds = _unique_by_name(self.receptacle_kinds + self.distractor_receptacle_kinds)
         self.instructions: list[str] = []
-        wants_segmentation = self.setting_spec.image_perturbation == "dynamic_texture"
+        wants_segmentation = spec.image_perturbation == "dynamic_texture"
         if "obs_mode" in kwargs and kwargs["obs_mode"] == "rgb" and wants_segmentation:
             kwargs["obs_mode"] = "rgb+segmentation"
         super().__init__(*args, robot_uids=robot_uids, **kwargs)
