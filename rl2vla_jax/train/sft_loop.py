@@ -25,9 +25,8 @@ from rl2vla_jax.data import demos
 from rl2vla_jax.data.norm_stats import select_stats
 from rl2vla_jax.data.prompt import load_tokenizer, tiny_tokenizer
 from rl2vla_jax.rl import policy as policy_lib
-from rl2vla_jax.train import builders, checkpoints
+from rl2vla_jax.train import builders, checkpoints, sft_data, sft_step
 from rl2vla_jax.train import mesh as mesh_lib
-from rl2vla_jax.train import sft_data, sft_step
 from rl2vla_jax.train import state as state_lib
 from rl2vla_jax.train.hparams import ConfigError
 
@@ -38,7 +37,9 @@ def validate(config) -> None:
     """One-line errors for SFT settings that cannot work (before anything heavy happens)."""
     sft = config.sft
     if sft.steps <= 0 or sft.batch_size <= 0:
-        raise ConfigError(f"config.sft.steps={sft.steps} and config.sft.batch_size={sft.batch_size} must be > 0")
+        raise ConfigError(
+            f"config.sft.steps={sft.steps} and config.sft.batch_size={sft.batch_size} must be > 0"
+        )
     if not 0.0 <= config.val_fraction < 1.0:
         raise ConfigError(f"config.val_fraction={config.val_fraction} must be in [0, 1)")
     if sft.learning_rate <= 0:
@@ -115,12 +116,18 @@ def train(config, workdir: str) -> dict:
     action_stats = select_stats(norm_stats, config.unnorm_key or None)
     split = sft_data.split_episodes(config.data_dir, config.val_fraction, config.seed)
     to_example = sft_data.StepToExample(
-        tokenizer_path, action_stats, model_cfg.action_token_end, model_cfg.image_size, config.model.max_prompt_tokens
+        tokenizer_path,
+        action_stats,
+        model_cfg.action_token_end,
+        model_cfg.image_size,
+        config.model.max_prompt_tokens,
     )
     train_bins = to_example.action_bins(split.actions[split.train_indices])
     majority_bins = np.array([np.bincount(train_bins[:, d], minlength=256).argmax() for d in range(7)])
     val_arrays = (
-        sft_data.validation_arrays(config.data_dir, split.val_indices, to_example, config.sft.val_max_examples)
+        sft_data.validation_arrays(
+            config.data_dir, split.val_indices, to_example, config.sft.val_max_examples
+        )
         if len(split.val_indices)
         else None
     )
@@ -141,7 +148,9 @@ def train(config, workdir: str) -> dict:
             f"config.sft.batch_size={config.sft.batch_size} does not split over the mesh's "
             f"data axis of {mesh.shape['data']} devices"
         )
-    tx = sft_step.make_optimizer(config.sft.learning_rate, config.optim.weight_decay, config.optim.max_grad_norm)
+    tx = sft_step.make_optimizer(
+        config.sft.learning_rate, config.optim.weight_decay, config.optim.max_grad_norm
+    )
     trainable, frozen = state_lib.split_trainable(params, config.trainable)
     state = sft_step.create_state(trainable, frozen, tx).replace(step=np.int32(start))
     state_sharding = mesh_lib.param_sharding(mesh, state)
@@ -167,7 +176,9 @@ def train(config, workdir: str) -> dict:
     every = config.sft.eval_every
     running: dict[str, list[float]] = {}
     clock, data_wait = time.perf_counter(), 0.0
-    bar = tqdm(range(start, config.sft.steps), initial=start, total=config.sft.steps, desc="sft", dynamic_ncols=True)
+    bar = tqdm(
+        range(start, config.sft.steps), initial=start, total=config.sft.steps, desc="sft", dynamic_ncols=True
+    )
     final = None
     for step in bar:
         wait = time.perf_counter()
@@ -207,5 +218,8 @@ def train(config, workdir: str) -> dict:
             f"(chance 1/256 = 0.004, majority bin {last.get('val_majority_accuracy', float('nan')):.3f})",
             flush=True,
         )
-    print(f"[sft] checkpoint: {final}  (use --config.init_from={final} or eval --checkpoint={final})", flush=True)
+    print(
+        f"[sft] checkpoint: {final}  (use --config.init_from={final} or eval --checkpoint={final})",
+        flush=True,
+    )
     return {"rows": rows, "checkpoint": final, "compiles": step_fn._cache_size(), "split": split}

@@ -47,7 +47,9 @@ def make_optimizer(learning_rate: float, weight_decay: float, max_grad_norm: flo
 
 
 def create_state(trainable: FlatParams, frozen: FlatParams, tx) -> SFTState:
-    return SFTState(step=jnp.zeros((), jnp.int32), trainable=trainable, frozen=frozen, opt_state=tx.init(trainable))
+    return SFTState(
+        step=jnp.zeros((), jnp.int32), trainable=trainable, frozen=frozen, opt_state=tx.init(trainable)
+    )
 
 
 def teacher_forced_logits(params, model_config, batch, eos_id: int) -> tuple[jax.Array, jax.Array]:

@@ -1,0 +1,118 @@
+"""SFT end to end on a synthetic demonstration set: it learns, it checkpoints in the model
+layout, and the RL trainer can start from its checkpoint."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from configs import film_evi, sft
+from rl2vla_jax.data import demos
+from rl2vla_jax.data.prompt import tiny_tokenizer
+from rl2vla_jax.train import builders, checkpoints, hparams, sft_data, sft_loop
+from rl2vla_jax.train.state import flatten
+
+
+def _config(data_dir, **sft_changes):
+    config = sft.get_config()
+    config.data_dir = data_dir
+    config.val_fraction = 0.25
+    config.sft.learning_rate = 3e-3
+    config.sft.steps, config.sft.eval_every, config.sft.checkpoint_every = 40, 10, 20
+    for key, value in sft_changes.items():
+        config.sft[key] = value
+    return config
+
+
+def test_split_is_by_episode_and_stream_is_deterministic(synthetic_demos):
+    split = sft_data.split_episodes(synthetic_demos, 0.25, seed=0)
+    assert len(split.val_episodes) == 3 and len(split.train_episodes) == 9
+    source = demos.DemoSteps(synthetic_demos, decode_images=False)
+    val_eps = {source[int(i)]["episode"] for i in split.val_indices}
+    train_eps = {source[int(i)]["episode"] for i in split.train_indices}
+    assert val_eps == set(split.val_episodes) and not val_eps & train_eps
+    stats = source.statistics()[demos.DATASET_NAME]["action"]
+    to_example = sft_data.StepToExample(tiny_tokenizer(), stats, 384, 28, 48, augment=True)
+    first = next(sft_data.train_stream(synthetic_demos, split.train_indices, to_example, 4, seed=3))
+    again = next(sft_data.train_stream(synthetic_demos, split.train_indices, to_example, 4, seed=3))
+    for key in first:
+        np.testing.assert_array_equal(first[key], again[key])  # same seed, same batch, augmentation included
+    assert first["images"].shape == (4, 28, 28, 3) and first["images"].dtype == np.uint8
+    assert first["tokens"].shape == (4, 7) and first["tokens"].min() >= 0 and first["tokens"].max() <= 255
+    # Resuming at step 1 gives the uninterrupted stream's second batch.
+    stream = sft_data.train_stream(synthetic_demos, split.train_indices, to_example, 4, seed=3)
+    next(stream)
+    second = next(stream)
+    resumed = next(
+        sft_data.train_stream(synthetic_demos, split.train_indices, to_example, 4, seed=3, start_step=1)
+    )
+    np.testing.assert_array_equal(second["tokens"], resumed["tokens"])
+
+
+def test_augmentation_changes_pixels_but_not_shape():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (41, 37, 3), dtype=np.uint8)
+    out = sft_data.augment_image(image, np.random.default_rng(1))
+    assert out.dtype == np.uint8 and out.shape == (round(41 * 0.9**0.5), round(37 * 0.9**0.5), 3)
+    assert not np.array_equal(out, image[: out.shape[0], : out.shape[1]])
+
+
+@pytest.mark.slow
+def test_sft_learns_checkpoints_and_feeds_the_rl_trainer(synthetic_demos, tmp_path):
+    workdir = str(tmp_path / "sft")
+    result = sft_loop.train(_config(synthetic_demos), workdir)
+    rows = result["rows"]
+    assert [row["step"] for row in rows] == [10, 20, 30, 40]
+    assert result["compiles"] == 1  # one program for every step
+    first, last = rows[0], rows[-1]
+    assert last["train_loss"] < first["train_loss"] - 1.0, (first["train_loss"], last["train_loss"])
+    assert last["val_loss"] < first["val_loss"]
+    # Held-out episodes are predictable only from the image: far above chance and above
+    # always answering the train split's most frequent bin.
+    assert last["val_accuracy"] > 0.9 > 1 / 256, last
+    assert last["val_accuracy"] > last["val_majority_accuracy"], last
+    assert all(0 <= last[f"val_accuracy_dim{d}"] <= 1 for d in range(7))
+
+    # Model-checkpoint layout with the dataset's statistics and the tokenizer.
+    assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["20", "40"]
+    ckpt = result["checkpoint"]
+    assert ckpt.endswith(os.path.join("checkpoints", "40"))
+    params, model_cfg, assets = checkpoints.load_policy(ckpt)
+    with open(os.path.join(synthetic_demos, demos.STATISTICS)) as f:
+        assert assets["norm_stats"] == json.load(f)
+    assert assets["tokenizer"] and os.path.isfile(assets["tokenizer"])
+    assert model_cfg.lora is not None and model_cfg.lora.rank == sft.get_config().lora.rank
+
+    # The RL trainer starts from it: same model, the SFT's LoRA factors as its trainable params.
+    rl_config = film_evi.get_config()
+    rl_config.init_from = ckpt
+    hp = hparams.rl_hparams(rl_config)
+    rl_model_cfg = builders.model_config(rl_config, checkpoints.load_model_config(ckpt))
+    assert rl_model_cfg.lora == model_cfg.lora
+    rl_params, _ = builders.with_run_lora(rl_config, params, rl_model_cfg)
+    state = builders.initial_state(
+        rl_config, hp, rl_model_cfg, builders.make_critic(hp, rl_config), rl_params
+    )
+    sft_flat = flatten(params)
+    assert set(state.trainable) == {k for k in sft_flat if k.endswith(("lora_a", "lora_b"))}
+    for key, value in state.trainable.items():
+        np.testing.assert_array_equal(np.asarray(value), np.asarray(sft_flat[key]))
+    assert any(np.abs(np.asarray(v)).max() > 0 for k, v in state.trainable.items() if k.endswith("lora_b"))
+
+    # The same command again finds the last step done and leaves the checkpoints as they are.
+    again = sft_loop.train(_config(synthetic_demos), workdir)
+    assert again["rows"] == [] and again["checkpoint"] == ckpt
+
+
+def test_missing_data_dir_is_one_line_error(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "rl2vla_jax.sft", "--config=configs/sft.py", f"--config.data_dir={tmp_path}/none",
+         f"--workdir={tmp_path}/w"],
+        capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+    )  # fmt: skip
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: no demonstrations in"), proc.stderr
