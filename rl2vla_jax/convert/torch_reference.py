@@ -142,8 +142,15 @@ def randomise_(model: nn.Module, seed: int) -> None:
             p.copy_(value.to(p.dtype))
 
 
-def tiny_hf_config(norm_stats: dict | None = None) -> dict:
-    """config.json of a tiny OpenVLA in the HF layout (only non-default Llama fields listed)."""
+def hf_config(
+    dino: dict,
+    siglip: dict,
+    text: dict,
+    image_size: int,
+    norm_stats: dict | None = None,
+    vocab_size: int = 448,
+) -> dict:
+    """config.json of an OpenVLA in the HF layout; `text` lists only non-default Llama fields."""
     return {
         "architectures": ["OpenVLAForActionPrediction"],
         "model_type": "openvla",
@@ -154,28 +161,38 @@ def tiny_hf_config(norm_stats: dict | None = None) -> dict:
         "image_resize_strategy": "resize-naive",
         "timm_model_ids": [DINO_ID, SIGLIP_ID],
         "timm_override_act_layers": [None, None],
-        "timm_model_kwargs": [
-            {"embed_dim": 24, "depth": 3, "num_heads": 3, "mlp_ratio": 1.75, "patch_size": 7},
-            {"embed_dim": 20, "depth": 4, "num_heads": 2, "mlp_ratio": 1.85, "patch_size": 7},
-        ],
-        "image_sizes": [28, 28],
+        "timm_model_kwargs": [dino, siglip],
+        "image_sizes": [image_size, image_size],
         "text_config": {
             "model_type": "llama",
-            "vocab_size": 448,
-            "hidden_size": 40,
-            "intermediate_size": 68,
-            "num_hidden_layers": 3,
-            "num_attention_heads": 5,
-            "max_position_embeddings": 256,
-            "pad_token_id": 384,
+            "vocab_size": vocab_size,
+            "pad_token_id": vocab_size - 64,
             "torch_dtype": "float32",
+            **text,
         },
-        "pad_token_id": 384,
+        "pad_token_id": vocab_size - 64,
         "pad_to_multiple_of": 64,
         "n_action_bins": 256,
         "norm_stats": norm_stats or {},
         "torch_dtype": "float32",
     }
+
+
+def tiny_hf_config(norm_stats: dict | None = None) -> dict:
+    """A tiny OpenVLA with odd, distinct sizes (the parity tests' model)."""
+    return hf_config(
+        dino={"embed_dim": 24, "depth": 3, "num_heads": 3, "mlp_ratio": 1.75, "patch_size": 7},
+        siglip={"embed_dim": 20, "depth": 4, "num_heads": 2, "mlp_ratio": 1.85, "patch_size": 7},
+        text={
+            "hidden_size": 40,
+            "intermediate_size": 68,
+            "num_hidden_layers": 3,
+            "num_attention_heads": 5,
+            "max_position_embeddings": 256,
+        },
+        image_size=28,
+        norm_stats=norm_stats,
+    )
 
 
 def save_hf_checkpoint(model: nn.Module, hf_config: dict, out_dir: str, num_shards: int = 3, tokenizer=None):

@@ -85,6 +85,9 @@ class OpenVLAConfig:
     compute_dtype: str = "float32"
     # None (no remat), "full" (save nothing inside a layer) or "dots" (save matmul outputs).
     remat_policy: str | None = None
+    # Layers per scan iteration (1 = compile time independent of depth). Unrolling trades
+    # compile time for speed where XLA handles while-loops poorly (CPU backward passes).
+    scan_unroll: int = 1
     lora: LoraConfig | None = None
 
     @property

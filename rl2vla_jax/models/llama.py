@@ -142,6 +142,7 @@ class LlamaModel(nn.Module):
     param_dtype: Any = jnp.float32
     remat: str | None = None
     lora: LoraConfig | None = None
+    scan_unroll: int = 1
 
     def setup(self):
         cfg = self.config
@@ -153,7 +154,9 @@ class LlamaModel(nn.Module):
             param_dtype=self.param_dtype,
         )
         # The cache (or None) is scanned over its leading layer axis; the rest is broadcast.
-        layers = scan_layers(LlamaLayer, cfg.num_layers, self.remat, broadcast_args=2, scanned_args=1)
+        layers = scan_layers(
+            LlamaLayer, cfg.num_layers, self.remat, broadcast_args=2, scanned_args=1, unroll=self.scan_unroll
+        )
         self.layers = layers(cfg, self.dtype, self.param_dtype, self.lora)
         self.norm = RMSNorm(cfg.rms_norm_eps, self.param_dtype)
         self.lm_head = self.param(

@@ -27,9 +27,11 @@ class OpenVLA(nn.Module):
         common = dict(
             dtype=jnp.dtype(cfg.compute_dtype), param_dtype=jnp.dtype(cfg.param_dtype), lora=cfg.lora
         )
-        self.vision = FusedBackbone(cfg.dino, cfg.siglip, remat=cfg.remat_policy, **common)
+        self.vision = FusedBackbone(
+            cfg.dino, cfg.siglip, remat=cfg.remat_policy, scan_unroll=cfg.scan_unroll, **common
+        )
         self.projector = FusedProjector(cfg.vision_dim, cfg.llm.hidden_size, **common)
-        self.llm = LlamaModel(cfg.llm, remat=cfg.remat_policy, **common)
+        self.llm = LlamaModel(cfg.llm, remat=cfg.remat_policy, scan_unroll=cfg.scan_unroll, **common)
 
     def tower_features(self, pixel_values):
         return self.vision.tower_features(pixel_values)

@@ -33,7 +33,12 @@ def remat_policy(name: str | None):
 
 
 def scan_layers(
-    block_cls: type[nn.Module], length: int, remat: str | None, broadcast_args: int, scanned_args: int = 0
+    block_cls: type[nn.Module],
+    length: int,
+    remat: str | None,
+    broadcast_args: int,
+    scanned_args: int = 0,
+    unroll: int = 1,
 ):
     """nn.scan over `length` copies of `block_cls` (params stacked on axis 0), optionally remat.
 
@@ -47,6 +52,7 @@ def scan_layers(
         split_rngs={"params": True},
         in_axes=(0,) * scanned_args + (nn.broadcast,) * broadcast_args,
         length=length,
+        unroll=unroll,
     )
 
 
@@ -130,6 +136,7 @@ class VisionTower(nn.Module):
     param_dtype: Any = jnp.float32
     remat: str | None = None
     lora: LoraConfig | None = None
+    scan_unroll: int = 1
 
     @nn.compact
     def __call__(self, images: jax.Array) -> jax.Array:
@@ -159,7 +166,7 @@ class VisionTower(nn.Module):
             cls = self.param("cls_token", nn.initializers.normal(0.02), (1, 1, cfg.width), self.param_dtype)
             tokens.insert(0, jnp.broadcast_to(cls, (batch, 1, cfg.width)).astype(self.dtype))
         x = jnp.concatenate(tokens, axis=1)
-        blocks = scan_layers(VitBlock, cfg.depth - 1, self.remat, broadcast_args=1)
+        blocks = scan_layers(VitBlock, cfg.depth - 1, self.remat, broadcast_args=1, unroll=self.scan_unroll)
         x, _ = blocks(cfg, self.dtype, self.param_dtype, self.lora, name="blocks")(x, None)
         return x[:, cfg.num_prefix_tokens :]
 
@@ -173,9 +180,16 @@ class FusedBackbone(nn.Module):
     param_dtype: Any = jnp.float32
     remat: str | None = None
     lora: LoraConfig | None = None
+    scan_unroll: int = 1
 
     def setup(self):
-        common = dict(dtype=self.dtype, param_dtype=self.param_dtype, remat=self.remat, lora=self.lora)
+        common = dict(
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            remat=self.remat,
+            lora=self.lora,
+            scan_unroll=self.scan_unroll,
+        )
         self.dino_tower = VisionTower(self.dino, name="dino", **common)
         self.siglip_tower = VisionTower(self.siglip, name="siglip", **common)
 

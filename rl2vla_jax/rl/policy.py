@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rl2vla_jax.models import lora as lora_lib
-from rl2vla_jax.models.config import OpenVLAConfig
+from rl2vla_jax.models.config import LoraConfig, OpenVLAConfig
 from rl2vla_jax.models.openvla import OpenVLA
 from rl2vla_jax.rl.entropy import token_entropy, token_log_probs
 
@@ -66,6 +66,37 @@ def init_params(model_config: OpenVLAConfig, rng: jax.Array) -> Params:
         return jnp.asarray(value, leaf.dtype)
 
     return jax.tree_util.tree_map_with_path(draw, shapes)
+
+
+def add_lora(params: Params, model_config: OpenVLAConfig, lora: LoraConfig, rng: jax.Array):
+    """Base params (e.g. from `load_checkpoint`) -> (params with fresh LoRA factors, config).
+
+    A ~ N(0, (1/r)^2), B = 0, so the adapted model starts equal to the base model. Factors
+    already present (an imported adapter) are kept.
+    """
+    cfg = model_config.replace(lora=lora)
+    size = cfg.image_size
+    shapes = jax.eval_shape(
+        lambda r: OpenVLA(cfg).init(r, jnp.zeros((1, size, size, 6)), jnp.ones((1, 3), jnp.int32))["params"],
+        rng,
+    )
+    generator = np.random.default_rng(int(jax.random.randint(rng, (), 0, 2**31 - 1)))
+
+    def fill(path, leaf):
+        node = params
+        try:
+            for key in path:
+                node = node[key.key]
+            return node
+        except KeyError:
+            name = path[-1].key
+            if name == lora_lib.LORA_A:
+                return jnp.asarray(generator.normal(0.0, 1.0 / lora.rank, leaf.shape), leaf.dtype)
+            if name == lora_lib.LORA_B:
+                return jnp.zeros(leaf.shape, leaf.dtype)
+            raise
+
+    return jax.tree_util.tree_map_with_path(fill, shapes), cfg
 
 
 def trainable_mask(params: Params) -> Params:

@@ -173,3 +173,17 @@ def test_remat_and_bf16_configs_run(setup):
     f32_logits, _ = score(lora_lib.strip_lora(params), config_lib.tiny(lora=None), pixels, ids, mask, tokens)
     assert logits.dtype == jnp.float32
     np.testing.assert_allclose(logits, f32_logits, atol=0.1)
+
+
+def test_add_lora_to_a_base_checkpoint_keeps_outputs(setup):
+    cfg, params, pixels, ids, mask = setup
+    base_cfg, base = cfg.replace(lora=None), lora_lib.strip_lora(params)
+    adapted, adapted_cfg = policy.add_lora(
+        base, base_cfg, config_lib.LoraConfig(rank=2, alpha=3.0), jax.random.key(4)
+    )
+    assert adapted["llm"]["layers"]["mlp"]["up_proj"]["lora_a"].shape == (3, 40, 2)
+    assert adapted_cfg.lora.rank == 2
+    tokens = jnp.zeros((3, 7), jnp.int32) + 200
+    expected, _ = score(base, base_cfg, pixels, ids, mask, tokens)
+    got, _ = score(adapted, adapted_cfg, pixels, ids, mask, tokens)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
