@@ -108,3 +108,33 @@ def test_unseen_positions_leave_the_train_region():
                 assert (np.linalg.norm(xy - WORKSPACE_CENTRE) > TRAIN_OBJECT_RADIUS + 1e-6) == outside
         finally:
             env.close()
+
+
+@pytest.mark.sim
+def test_dynamic_texture_changes_every_frame_only_on_robot_and_objects():
+    env = make("dynamic_texture_strong")
+    try:
+        obs, _ = env.reset(seed=2)
+        hold = openvla_to_controller(np.array([0, 0, 0, 0, 0, 0, 1.0]))
+        frames = [frame(obs)]
+        for _ in range(2):
+            obs, *_ = env.step(hold)
+            frames.append(frame(obs))
+    finally:
+        env.close()
+    clean = make("id")
+    try:
+        obs, _ = clean.reset(seed=2)
+        clean_frames = [frame(obs)]
+        for _ in range(2):
+            obs, *_ = clean.step(hold)
+            clean_frames.append(frame(obs))
+    finally:
+        clean.close()
+    for t in (1, 2):
+        textured = (np.abs(frames[t].astype(int) - frames[t - 1]).max(-1) > 30).mean()
+        still = (np.abs(clean_frames[t].astype(int) - clean_frames[t - 1]).max(-1) > 30).mean()
+        assert textured > 0.01 and textured > 5 * still  # the pattern is redrawn each frame
+    # The table (no robot/object pixels) is left alone: most pixels equal the clean render.
+    untouched = (np.abs(frames[0].astype(int) - clean_frames[0]).max(-1) <= 2).mean()
+    assert untouched > 0.6
