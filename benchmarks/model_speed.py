@@ -8,7 +8,7 @@ Two workloads (float32, LoRA r=32 alpha=16 on every Linear but lm_head, as OpenV
   sample: batched greedy 7-token action sampling: one prefill + KV-cached decode steps.
 PyTorch: timm towers + transformers LlamaForCausalLM wrapped by PEFT (HF DynamicCache for
 decoding, `logits_to_keep=1`); JAX: rl2vla_jax.rl.policy, jitted (compile excluded: warm-up).
-Reports the median of --repeats timed runs after one warm-up run.
+Reports medians of --repeats timed runs after one warm-up run; JAX and PyTorch runs alternate.
 """
 
 import os
@@ -50,14 +50,19 @@ PRESETS = {
 }
 
 
-def median_seconds(fn, repeats):
-    fn()  # warm-up (compiles JAX; lets torch allocate)
-    times = []
+def interleaved_medians(jax_fn, torch_fn, repeats):
+    """Alternate JAX and PyTorch runs so a shared machine's load hits both alike.
+
+    Returns (median JAX s, median PyTorch s, median of the per-pair PyTorch/JAX ratios)."""
+    jax_fn(), torch_fn()  # warm-up (compiles JAX; lets torch allocate)
+    jax_times, torch_times = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for fn, times in ((jax_fn, jax_times), (torch_fn, torch_times)):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+    ratios = [t / j for j, t in zip(jax_times, torch_times, strict=True)]
+    return statistics.median(jax_times), statistics.median(torch_times), statistics.median(ratios)
 
 
 def main():
@@ -158,18 +163,16 @@ def main():
     rows = []
     for name, jax_fn, torch_fn in (("train step (fwd+bwd, LoRA)", jax_train, torch_train),
                                    ("sample 7 tokens (greedy)", jax_sample, torch_sample)):  # fmt: skip
-        t_jax = median_seconds(jax_fn, args.repeats)
-        t_torch = median_seconds(torch_fn, args.repeats)
-        rows.append((name, t_jax, t_torch))
+        rows.append((name, *interleaved_medians(jax_fn, torch_fn, args.repeats)))
     n_params = lora_lib.count_params(params)
     n_lora = lora_lib.count_params(params, mask_tree)
     print(f"preset={args.preset} scan_unroll={args.scan_unroll} batch={b} prompt_len={args.prompt_len} patches={cfg.num_patches} "
           f"params={n_params / 1e6:.1f}M lora={n_lora / 1e6:.2f}M threads={torch.get_num_threads()} "
           f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']} devices={jax.devices()} greedy tokens identical: {same}")  # fmt: skip
-    print("| workload | JAX (s) | PyTorch (s) | PyTorch / JAX |")
+    print("| workload | JAX (s) | PyTorch (s) | PyTorch / JAX (median of paired runs) |")
     print("|---|---|---|---|")
-    for name, t_jax, t_torch in rows:
-        print(f"| {name} | {t_jax:.3f} | {t_torch:.3f} | {t_torch / t_jax:.2f}x |")
+    for name, t_jax, t_torch, ratio in rows:
+        print(f"| {name} | {t_jax:.3f} | {t_torch:.3f} | {ratio:.2f}x |")
 
 
 if __name__ == "__main__":
