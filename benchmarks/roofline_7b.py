@@ -9,7 +9,6 @@ utilisation: an estimate to plan with, not a measurement.
 """
 
 import argparse
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -20,7 +19,6 @@ from rl2vla_jax.models import critics
 from rl2vla_jax.models.openvla import OpenVLA
 from rl2vla_jax.train import builders, hparams
 from rl2vla_jax.train import state as state_lib
-from rl2vla_jax.train import update as update_lib
 
 H100_BF16_FLOPS = 989e12  # dense
 H100_HBM_BYTES_PER_S = 3.35e12
@@ -54,6 +52,44 @@ def abstract_train_state(config, hp, model_cfg, critic):
     )
 
 
+def forward_flops(state, model_cfg, prompt_len: int) -> float:
+    """2 x (kernel params x tokens they see) per module, plus attention's QK^T and AV."""
+    flat = {
+        "/".join(str(getattr(k, "key", k)) for k in path): leaf
+        for path, leaf in jax.tree_util.tree_flatten_with_path(state.frozen)[0]
+    }
+    patches = model_cfg.num_patches
+    llm_tokens = 1 + patches + prompt_len + 7
+    tokens = {
+        "vision/dino": patches + model_cfg.dino.num_prefix_tokens,
+        "vision/siglip": patches,
+        "projector": patches,
+        "llm/layers": llm_tokens,
+    }
+    flops = 0.0
+    for path, leaf in flat.items():
+        if not path.endswith("kernel"):
+            continue
+        for prefix, count in tokens.items():
+            if path.startswith(prefix):
+                flops += 2.0 * np.prod(leaf.shape) * count
+    for tower, n in ((model_cfg.dino, tokens["vision/dino"]), (model_cfg.siglip, patches)):
+        flops += 4.0 * (tower.depth - 1) * n * n * tower.width
+    llm = model_cfg.llm
+    flops += 4.0 * llm.num_layers * llm_tokens * llm_tokens * llm.hidden_size
+    flops += 2.0 * 7 * llm.hidden_size * model_cfg.n_action_bins  # the action-bin logits
+    return flops
+
+
+def saved_activation_bytes(model_cfg, minibatch: int, prompt_len: int) -> float:
+    """What backward keeps per LLM layer under remat 'dots': the layer input and every matmul
+    output (q, k, v, o, gate, up, down), bf16. The vision towers add ~15% at 224 px."""
+    llm = model_cfg.llm
+    tokens = minibatch * (1 + model_cfg.num_patches + prompt_len + 7)
+    per_token = llm.hidden_size * 6 + llm.intermediate_size * 2
+    return 1.15 * llm.num_layers * tokens * per_token * 2
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--batch", type=int, default=64)
@@ -76,33 +112,19 @@ def main():
             )
         )
     )
-    S, B, T, L = model_cfg.image_size, args.batch, args.horizon, args.prompt_len
-    images = jax.ShapeDtypeStruct((B, S, S, 3), jnp.uint8)
-    ids = jax.ShapeDtypeStruct((B, L), jnp.int32)
-    mask = jax.ShapeDtypeStruct((B, L), jnp.bool_)
-    act = jax.jit(functools.partial(update_lib.policy_step, hp, model_cfg, critic))
-    act_cost = act.lower(abstract_state, images, ids, mask, jax.random.PRNGKey(0), 1.0).cost_analysis()
-    rollout = update_lib.Rollout(
-        images=jax.ShapeDtypeStruct((T, B, S, S, 3), jnp.uint8),
-        prompt_ids=jax.ShapeDtypeStruct((T, B, L), jnp.int32),
-        prompt_mask=jax.ShapeDtypeStruct((T, B, L), jnp.bool_),
-        tokens=jax.ShapeDtypeStruct((T, B, 7), jnp.int32),
-        log_probs=jax.ShapeDtypeStruct((T, B), jnp.float32),
-        values=jax.ShapeDtypeStruct((T, B), jnp.float32),
-        rewards=jax.ShapeDtypeStruct((T, B), jnp.float32),
-        dones=jax.ShapeDtypeStruct((T, B), jnp.float32),
-        bootstrap_value=jax.ShapeDtypeStruct((B,), jnp.float32),
-        group_ids=jax.ShapeDtypeStruct((B,), jnp.int32),
-    )
-    actor_tx, critic_tx = builders.optimizers(config)
-    learn = jax.jit(functools.partial(update_lib.update, hp, model_cfg, critic, actor_tx, critic_tx, 10.0))
-    learn_cost = learn.lower(abstract_state, rollout).cost_analysis()
-    act_flops, learn_flops = float(act_cost["flops"]), float(learn_cost["flops"])
-    # Decoding reads every weight once per generated token: 6 cached steps per action.
+    B, T, L = args.batch, args.horizon, args.prompt_len
+    forward = forward_flops(abstract_state, model_cfg, L)
+    # Rollout, per env step: one prefill forward, then 6 cached decode steps that each read
+    # every weight once (memory-bound at small batch).
     decode_bytes = 6 * nbytes(abstract_state.frozen)
-    rollout_s = T * (act_flops / (H100_BF16_FLOPS * args.mfu) + decode_bytes / H100_HBM_BYTES_PER_S)
-    update_s = learn_flops / (H100_BF16_FLOPS * args.mfu)
+    step_s = B * forward / (H100_BF16_FLOPS * args.mfu) + decode_bytes / H100_HBM_BYTES_PER_S
+    rollout_s = T * step_s
+    # Update: forward + backward (activation gradients ~ 2x forward; weight gradients only for
+    # LoRA, negligible); remat "dots" keeps matmul outputs, so no second forward of the matmuls.
+    update_flops = 3 * forward * B * T
+    update_s = update_flops / (H100_BF16_FLOPS * args.mfu)
     opt_bytes = nbytes(abstract_state.actor_opt_state) + nbytes(abstract_state.critic_opt_state)
+    activations = saved_activation_bytes(model_cfg, config.ppo.minibatch_size, L)
     rows = [
         ("base params (frozen)", f"{base / 1e9:.3f} B", f"{nbytes(abstract_state.frozen) / 2**30:.1f} GiB"),
         ("LoRA params (trainable)", f"{lora / 1e6:.1f} M", f"{lora / (base + lora):.2%} of the policy"),
@@ -112,8 +134,18 @@ def main():
             f"plain head {plain / 1e6:.2f} M, EVI adds {(critic_params - plain) / 1e6:.2f} M",
         ),
         ("optimizer moments", f"{opt_bytes / 2**20:.0f} MiB", "AdamW, LoRA + critic only"),
-        ("policy step FLOPs (batch)", f"{act_flops:.3e}", f"{act_flops / B:.3e} per env step"),
-        ("PPO update FLOPs (iteration)", f"{learn_flops:.3e}", f"{learn_flops / (B * T):.3e} per sample"),
+        ("forward FLOPs per sample", f"{forward:.3e}", f"vision + projector + LLM over {L}-token prompts"),
+        ("PPO update FLOPs (iteration)", f"{update_flops:.3e}", f"3 x forward x {B * T} samples"),
+        (
+            "saved activations (minibatch)",
+            f"{activations / 2**30:.1f} GiB",
+            f"minibatch {config.ppo.minibatch_size}, remat 'dots' (matmul outputs kept), bf16",
+        ),
+        (
+            "update step memory",
+            f"{(nbytes(abstract_state.frozen) + opt_bytes + activations) / 2**30:.1f} GiB",
+            "weights + LoRA/critic moments + saved activations (+ LoRA grads, small)",
+        ),
         (
             "H100 rollout policy time",
             f"{rollout_s:.0f} s",

@@ -35,6 +35,18 @@ class RunLogger:
 
             self.wandb = wandb.init(dir=workdir, config=config.to_dict() if config is not None else None)
 
+    def keep_earlier_rows(self, before_iteration: int) -> None:
+        """On resume: start the summary with the rows a previous run of this workdir wrote."""
+        path = os.path.join(self.workdir, "summary.csv")
+        if not os.path.exists(path):
+            return
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                row = {k: float(v) for k, v in row.items() if v != ""}
+                row["iteration"] = int(row["iteration"])
+                if row["iteration"] < before_iteration:
+                    self.rows.append(row)
+
     def log(self, iteration: int, metrics: dict[str, float]) -> None:
         bad = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
         if bad:

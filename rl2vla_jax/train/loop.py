@@ -107,6 +107,7 @@ def train(config, workdir: str) -> dict:
     )
     logger = RunLogger(workdir, config.train.use_wandb, config, enabled=jax.process_index() == 0)
     start = int(state.iteration)
+    logger.keep_earlier_rows(start)
     print(
         f"[train] {config.name}: {origin}; {start}/{config.train.iterations} iterations done; "
         f"{jax.device_count()} device(s), mesh {dict(mesh.shape)}",
@@ -164,18 +165,23 @@ def train(config, workdir: str) -> dict:
 
 
 def _evaluate(config, actor, state, iteration, group_ids) -> dict[str, float]:
-    """ID-split episodes at the evaluation temperature (RL4VLA: 0.6); seeds disjoint from training."""
-    seeds = [10**9 + iteration * config.env.num_envs + i for i in range(config.env.num_envs)]
-    _, stats, _ = rollout_lib.collect(
-        actor,
-        mesh_lib.local_copy(state),
-        seeds,
-        jax.random.PRNGKey(10**6 + iteration),
-        config.rollout.eval_temperature,
-        group_ids,
-    )
+    """`train.eval_episodes` episodes (rounded up to whole batches of envs) on the training
+    envs at the evaluation temperature (RL4VLA: 0.6), with seeds never used for training.
+    The trainer's envs are the ID `train` setting; OOD suites are `python -m rl2vla_jax.eval`."""
+    num_envs = config.env.num_envs
+    rounds = -(-config.train.eval_episodes // num_envs)
+    results = []
+    for r in range(rounds):
+        first = 10**9 + ((iteration * rounds + r) * jax.process_count() + jax.process_index()) * num_envs
+        _, stats, _ = rollout_lib.collect(
+            actor,
+            mesh_lib.local_copy(state),
+            list(range(first, first + num_envs)),
+            jax.random.fold_in(jax.random.PRNGKey(10**6 + iteration), r),
+            config.rollout.eval_temperature,
+            group_ids,
+        )
+        results.append(stats)
     return {
-        "eval_success": stats["success"],
-        "eval_success_once": stats["success_once"],
-        "eval_return": stats["return"],
+        f"eval_{k}": float(np.mean([s[k] for s in results])) for k in ("success", "success_once", "return")
     }

@@ -19,6 +19,7 @@ def _tiny_run_config(iterations: int, **changes):
     config.env.max_episode_steps = 4
     config.ppo.minibatch_size, config.ppo.grad_accum_steps = 4, 2
     config.env.image_size = 64
+    config.train.eval_every, config.train.eval_episodes, config.train.video_every = 3, 2, 2
     for key, value in changes.items():
         section, name = key.split(".")
         config[section][name] = value
@@ -35,16 +36,18 @@ def test_train_end_to_end_then_resume_replays_identical_metrics(tmp_path):
     # Interrupted after 2 iterations, then the same command again with the same workdir.
     loop.train(_tiny_run_config(2), str(workdir))
     resumed = loop.train(_tiny_run_config(3), str(workdir))
-    assert [row["iteration"] for row in resumed["rows"]] == [2]
+    assert [row["iteration"] for row in resumed["rows"]] == [0, 1, 2]  # earlier rows kept from summary.csv
     deterministic = ("return", "policy_loss", "value_loss", "approx_kl", "grad_norm", "policy_entropy")
     for key in deterministic:
-        assert resumed["rows"][0][key] == full["rows"][2][key], key  # bit for bit on CPU
+        assert resumed["rows"][2][key] == full["rows"][2][key], key  # bit for bit on CPU
     for a, b in zip(jax.tree.leaves(resumed["state"].trainable), jax.tree.leaves(full["state"].trainable)):
         np.testing.assert_array_equal(a, b)
     # What a run leaves behind: checkpoints (params / train_state / assets), events, summary.
     assert sorted(os.listdir(workdir / "checkpoints")) == ["1", "2", "3"]
     assert {"params", "train_state", "assets"} <= set(os.listdir(workdir / "checkpoints" / "3"))
     assert any(name.startswith("events.out.tfevents") for name in os.listdir(workdir / "tensorboard"))
+    assert "eval_success" in resumed["rows"][2] and "eval_success" not in full["rows"][1]
+    assert sorted(os.listdir(tmp_path / "full" / "videos")) == ["iteration_00000.mp4", "iteration_00002.mp4"]
     summary = (workdir / "summary.md").read_text()
     assert "| iter | return | success | succ_once | value_loss | entropy |" in summary
 
