@@ -115,3 +115,68 @@ def test_peft_export_import_round_trip(tiny_reference, converted, converted_lora
         np.testing.assert_allclose(
             loaded(pixels, ids).numpy(), tiny_reference.peft_model(pixels, ids).numpy(), atol=1e-5
         )
+
+
+def test_config_reading_uses_llama_and_timm_defaults():
+    from rl2vla_jax.convert.openvla_hf import model_config_from_hf
+    from rl2vla_jax.models import config as config_lib
+
+    # The real openvla-7b config.json lists only these text_config fields.
+    real_like = {
+        "timm_model_ids": ["vit_large_patch14_reg4_dinov2.lvd142m", "vit_so400m_patch14_siglip_224"],
+        "image_sizes": [224, 224],
+        "text_config": {
+            "model_type": "llama",
+            "pad_token_id": 32000,
+            "torch_dtype": "bfloat16",
+            "vocab_size": 32064,
+        },
+        "pad_to_multiple_of": 64,
+        "n_action_bins": 256,
+    }
+    cfg = model_config_from_hf(real_like, "bfloat16")
+    expected = config_lib.openvla_7b(lora=None, remat_policy=None)
+    assert cfg == expected
+    assert (cfg.action_token_begin, cfg.action_token_end, cfg.llm.rms_norm_eps) == (31744, 32000, 1e-6)
+    new_style = {**real_like, "text_config": {"vocab_size": 32064, "dtype": "bfloat16", "rms_norm_eps": 1e-5,
+                                              "rope_parameters": {"rope_theta": 500000.0, "rope_type": "default"}}}  # fmt: skip
+    cfg = model_config_from_hf(new_style)
+    assert (cfg.llm.rope_theta, cfg.llm.rms_norm_eps) == (500000.0, 1e-5)
+    cfg = model_config_from_hf({**real_like, "text_config": {"rope_theta": 1234.0, "num_key_value_heads": 8}})
+    assert (cfg.llm.rope_theta, cfg.llm.num_kv_heads, cfg.llm.vocab_size) == (1234.0, 8, 32000)
+
+
+def test_bfloat16_checkpoint_converts_exactly(tiny_reference, tmp_path):
+    torch = pytest.importorskip("torch")
+    from rl2vla_jax.convert import torch_reference as ref
+    from rl2vla_jax.rl import policy
+
+    model = copy.deepcopy(tiny_reference.model).to(torch.bfloat16)
+    hf_config = copy.deepcopy(tiny_reference.hf_config)
+    hf_config["text_config"]["torch_dtype"] = hf_config["torch_dtype"] = "bfloat16"
+    hf_dir = str(tmp_path / "hf_bf16")
+    ref.save_hf_checkpoint(model, hf_config, hf_dir, num_shards=2, tokenizer=tiny_reference.tokenizer_path)
+    out = str(tmp_path / "jax_bf16")
+    result = run_cli("rl2vla_jax.convert_openvla", f"--hf_dir={hf_dir}", f"--out={out}", "--dtype=bfloat16")
+    assert result.returncode == 0, result.stderr[-2000:]
+    params, cfg, assets = load_checkpoint(out)
+    assert cfg.param_dtype == "bfloat16" and assets["tokenizer"] is not None
+    state = model.state_dict()
+    kernel = params["llm"]["layers"]["self_attn"]["k_proj"]["kernel"]
+    assert kernel.dtype == np.dtype("bfloat16")
+    np.testing.assert_array_equal(
+        np.asarray(kernel[2], np.float32),
+        state["language_model.model.layers.2.self_attn.k_proj.weight"].float().numpy().T,
+    )
+    conv = params["vision"]["siglip"]["patch_embed"]["kernel"]
+    np.testing.assert_array_equal(
+        np.asarray(conv, np.float32),
+        state["vision_backbone.fused_featurizer.patch_embed.proj.weight"]
+        .float()
+        .numpy()
+        .transpose(2, 3, 1, 0),
+    )
+    pixels = np.random.default_rng(0).normal(size=(2, 28, 28, 6)).astype(np.float32)
+    ids = np.array([[1, 280, 350, 287, 290], [1, 280, 350, 0, 0]], np.int32)
+    out = policy.sample_actions(params, cfg, pixels, ids, ids > 0, jax.random.key(0), 1.0)
+    assert out["tokens"].shape == (2, 7) and np.isfinite(np.asarray(out["log_probs"])).all()
