@@ -61,3 +61,12 @@ def test_killed_worker_is_restarted_and_its_episode_fails(vector_env):
     assert obs.images.shape[0] == NUM_ENVS
     _, _, terminated, _, info = vector_env.step(hold)
     assert not terminated.any() and not info["worker_crashed"].any()
+
+
+@pytest.mark.sim
+def test_accepts_jax_actions(vector_env):
+    import jax.numpy as jnp
+
+    vector_env.reset(seed=41)
+    obs, reward, _, _, _ = vector_env.step(jnp.zeros((NUM_ENVS, 7), jnp.float32).at[:, 6].set(1.0))
+    assert obs.images.shape[0] == NUM_ENVS and reward.shape == (NUM_ENVS,)
