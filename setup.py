@@ -22,6 +22,8 @@ core = [
     "imageio[ffmpeg]>=2.34",
     "jaxtyping>=0.2.30",
     "grain>=0.2.10",
+    "array-record>=0.5",  # demonstration shards (data/demos.py)
+    "msgpack>=1.0",
 ]
 
 extras = {
