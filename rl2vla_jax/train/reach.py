@@ -145,8 +145,8 @@ def reach_config(critic: str, algorithm: str, entropy_coef: float, seed: int):
     c.seed = seed
     c.algorithm, c.critic.name = algorithm, critic
     c.ppo.value_loss_entropy_coef = entropy_coef
-    c.env.num_envs, c.env.max_episode_steps = 16, 8
-    c.ppo.minibatch_size, c.ppo.grad_accum_steps, c.ppo.epochs = 32, 1, 2
+    c.env.num_envs, c.env.max_episode_steps = 32, 8
+    c.ppo.minibatch_size, c.ppo.grad_accum_steps, c.ppo.epochs = 64, 1, 2
     c.critic.hidden_sizes, c.critic.film_hidden_size = (32, 16), 16
     c.grpo_group_size = 4
     c.optim.actor_lr, c.optim.weight_decay = 2e-3, 0.0
