@@ -1,0 +1,244 @@
+"""Run a policy on the settings of a suite and store each setting's episodes atomically.
+
+Results folder OUT:
+  evaluation.json            what was evaluated (checkpoint, suite, seeds, episodes, temperature, ...)
+  settings/<setting>.json    per seed: per-episode success (at the last step), success_once and
+                             return; written to a temp file and renamed, so a killed evaluation
+                             leaves whole settings only; a rerun skips those (resume).
+  videos/<setting>_<k>.mp4   the first episodes of the first seed (camera frames)
+
+Episode e of seed s uses env seed EVAL_SEED_BASE + s * 100_000 + e in every setting (the same
+seed gives the same layout in every setting), disjoint from the demonstration seeds (0, 1, ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+
+import jax
+import numpy as np
+
+from rl2vla_jax.data.norm_stats import select_stats
+from rl2vla_jax.data.prompt import encode_prompt, encode_prompts, load_tokenizer, tiny_tokenizer
+from rl2vla_jax.rl import policy as policy_lib
+from rl2vla_jax.train import builders, checkpoints
+from rl2vla_jax.train.hparams import ConfigError
+from rl2vla_jax.train.logging import write_video
+from rl2vla_jax.train.rollout import ActionDecoder, to_model_images
+from rl2vla_jax.train.update import pixel_values
+
+EVAL_SEED_BASE = 10_000_000
+RANDOM = "random"  # --checkpoint=random: the untrained policy of config.model.preset
+# A policy without dataset statistics (a random init) spans the controller's full range, as in
+# the RL trainer (rl2vla_jax/train/loop.py).
+FULL_RANGE_KEY = "full_range"
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """What makes two evaluations comparable; stored in evaluation.json and checked on resume."""
+
+    checkpoint: str
+    suite: str
+    seeds: tuple[int, ...]
+    episodes: int
+    temperature: float
+    max_episode_steps: int
+    image_size: int
+
+    def to_dict(self):
+        return {**dataclasses.asdict(self), "seeds": list(self.seeds)}
+
+
+def resolve_checkpoint(path: str) -> str:
+    """RANDOM, a model checkpoint, an SFT/RL run directory (its latest step), or one step."""
+    if path == RANDOM:
+        return RANDOM
+    path = os.path.abspath(path)
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    inner = os.path.join(path, "checkpoints")
+    if os.path.isdir(inner):
+        steps = sorted(int(name) for name in os.listdir(inner) if name.isdigit())
+        if steps and os.path.isfile(os.path.join(inner, str(steps[-1]), "assets", "model_config.json")):
+            return os.path.join(inner, str(steps[-1]))  # an SFT run: its last model checkpoint
+    return path
+
+
+@dataclasses.dataclass
+class LoadedPolicy:
+    params: object
+    model_config: object
+    decoder: ActionDecoder
+    tokenizer: object
+    description: str
+
+
+def load(config, checkpoint: str) -> LoadedPolicy:
+    if checkpoint == RANDOM:
+        from rl2vla_jax.train.loop import FULL_RANGE_ACTION_STATS
+
+        model_cfg = builders.model_config(config)
+        params = policy_lib.init_params(model_cfg, jax.random.PRNGKey(config.seed))
+        action_stats, tokenizer_path = FULL_RANGE_ACTION_STATS, tiny_tokenizer()
+        description = f"untrained {config.model.preset} (seed {config.seed})"
+    else:
+        params, model_cfg, assets = checkpoints.load_policy(checkpoint)
+        if not assets.get("norm_stats"):
+            raise ConfigError(f"checkpoint {checkpoint} has no action statistics (norm_stats) to act with")
+        action_stats = select_stats(assets["norm_stats"], config.unnorm_key or None)
+        tokenizer_path = assets.get("tokenizer") or tiny_tokenizer()
+        description = checkpoint
+    return LoadedPolicy(
+        params, model_cfg, ActionDecoder(model_cfg, action_stats), load_tokenizer(tokenizer_path), description
+    )
+
+
+def _write_json(path: str, data) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1)
+    os.replace(tmp, path)
+
+
+def prepare_folder(out: str, options: Options) -> None:
+    """Create OUT, or check that the evaluation stored there is this one (resume)."""
+    os.makedirs(os.path.join(out, "settings"), exist_ok=True)
+    path = os.path.join(out, "evaluation.json")
+    if os.path.isfile(path):
+        with open(path) as f:
+            stored = json.load(f)
+        if stored != options.to_dict():
+            changed = sorted(
+                k
+                for k in stored.keys() | options.to_dict().keys()
+                if stored.get(k) != options.to_dict().get(k)
+            )
+            raise ConfigError(
+                f"{out} holds an evaluation with other options ({', '.join(changed)} differ); "
+                "pass another --out to start a new one"
+            )
+    else:
+        _write_json(path, options.to_dict())
+
+
+def episode_seed(seed: int, episode: int) -> int:
+    return EVAL_SEED_BASE + seed * 100_000 + episode
+
+
+def _prompt_len(config, tokenizer, instructions) -> int:
+    """The config's prompt length, or the next multiple of 16 that fits (few compiled shapes)."""
+    longest = max(len(encode_prompt(tokenizer, text)) for text in instructions)
+    need = max(config.model.max_prompt_tokens, longest)
+    return int(-(-need // 16) * 16)
+
+
+def run_setting(
+    config, policy: LoadedPolicy, act, env, setting, options: Options, out: str, videos: int
+) -> dict:
+    """Every seed x episode of one setting, in batches of env.num_envs episodes."""
+    num_envs = env.num_envs
+    result = {"setting": setting.setting, "category": setting.category, "split": setting.split, "seeds": {}}
+    clock = time.perf_counter()
+    for seed_index, seed in enumerate(options.seeds):
+        per_episode = {"episode_seed": [], "success": [], "success_once": [], "return": []}
+        for first in range(0, options.episodes, num_envs):
+            count = min(num_envs, options.episodes - first)
+            seeds = [episode_seed(seed, first + i) for i in range(num_envs)]  # spare envs run, unscored
+            keep = min(videos, count) if seed_index == 0 and first == 0 else 0
+            rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), seeds[0])
+            stats, frames = run_episodes(config, policy, act, env, seeds, rng, options.temperature, keep)
+            per_episode["episode_seed"] += seeds[:count]
+            for key in ("success", "success_once", "return"):
+                per_episode[key] += [float(v) for v in stats[key][:count]]
+            for k, clip in enumerate(frames):
+                write_video(os.path.join(out, "videos", f"{setting.setting}_{k}.mp4"), clip)
+        result["seeds"][str(seed)] = per_episode
+    result["seconds"] = time.perf_counter() - clock
+    _write_json(os.path.join(out, "settings", f"{setting.setting}.json"), result)
+    return result
+
+
+def run_episodes(config, policy, act, env, seeds, rng, temperature, keep_videos: int):
+    """One episode per env at `temperature` for the env's full horizon; success is scored at
+    the last step. Returns per-env arrays and the frames of the first `keep_videos` envs."""
+    obs = env.reset(seed=seeds)
+    tokenizer = policy.tokenizer
+    prompt_ids, prompt_mask = encode_prompts(
+        tokenizer, obs.instructions, _prompt_len(config, tokenizer, obs.instructions)
+    )
+    returns = np.zeros(env.num_envs)
+    success_once = np.zeros(env.num_envs, bool)
+    frames = [[np.asarray(obs.images[k])] for k in range(keep_videos)]
+    info = {"success": np.zeros(env.num_envs, bool)}
+    for t in range(env.max_episode_steps):
+        images = to_model_images(np.asarray(obs.images), policy.model_config.image_size)
+        bins = act(policy.params, images, prompt_ids, prompt_mask, jax.random.fold_in(rng, t), temperature)
+        obs, reward, _, _, info = env.step(policy.decoder(np.asarray(bins)))
+        returns += np.asarray(reward)
+        success_once |= np.asarray(info["success"], bool)
+        for k in range(keep_videos):
+            frames[k].append(np.asarray(obs.images[k]))
+    stats = {"success": np.asarray(info["success"], bool), "success_once": success_once, "return": returns}
+    return stats, frames
+
+
+def make_act(model_config):
+    """The jitted act function: uint8 frames at the model's size -> action bins [B, 7]."""
+
+    def act(params, images, prompt_ids, prompt_mask, rng, temperature):
+        out = policy_lib.sample_actions(
+            params, model_config, pixel_values(images), prompt_ids, prompt_mask, rng, temperature
+        )
+        return out["tokens"]
+
+    return jax.jit(act)
+
+
+def evaluate(config, checkpoint: str, settings, options: Options, out: str, log=print) -> dict[str, dict]:
+    """Evaluate `checkpoint` on `settings` (SuiteEntry list) into OUT; settings already stored
+    there are read back, not rerun. Returns {setting: result}."""
+    prepare_folder(out, options)
+    results, todo = {}, []
+    for setting in settings:
+        path = os.path.join(out, "settings", f"{setting.setting}.json")
+        if os.path.isfile(path):
+            with open(path) as f:
+                results[setting.setting] = json.load(f)
+        else:
+            todo.append(setting)
+    if results:
+        log(f"[eval] {out}: {len(results)} setting(s) already done, {len(todo)} to run")
+    if not todo:
+        return results
+    policy = load(config, checkpoint)
+    act = make_act(policy.model_config)
+    from rl2vla_jax.envs import make_vector_env  # the simulator: only when there is work
+
+    for index, setting in enumerate(todo):
+        clock = time.perf_counter()
+        env = make_vector_env(
+            setting.setting,
+            config.env.num_envs,
+            backend=config.env.backend,
+            image_size=options.image_size,
+            max_episode_steps=options.max_episode_steps,
+            seed=config.seed,
+            suite=options.suite,
+        )
+        try:
+            result = run_setting(
+                config, policy, act, env, setting, options, out, config.eval.videos_per_setting
+            )
+        finally:
+            env.close()
+        results[setting.setting] = result
+        rates = [np.mean(v["success"]) for v in result["seeds"].values()]
+        log(
+            f"[eval] {index + 1}/{len(todo)} {setting.setting}: success {np.mean(rates):.3f} "
+            f"({len(options.seeds)} seed(s) x {options.episodes} episodes, {time.perf_counter() - clock:.0f} s)"
+        )
+    return results

@@ -1,0 +1,76 @@
+"""The results tables and plot from hand-made per-setting results (no simulator)."""
+
+import csv
+import os
+
+import numpy as np
+import pytest
+
+from rl2vla_jax.evaluation import intervals, report
+
+
+def _result(setting, category, successes_per_seed, returns_scale=1.0):
+    seeds = {}
+    for seed, successes in enumerate(successes_per_seed):
+        successes = list(successes)
+        seeds[str(seed)] = {
+            "episode_seed": list(range(len(successes))),
+            "success": successes,
+            "success_once": [max(s, 1.0 if i == 0 else 0.0) for i, s in enumerate(successes)],
+            "return": [returns_scale * (s + 0.1 * i) for i, s in enumerate(successes)],
+        }
+    return {"setting": setting, "category": category, "split": "test", "seeds": seeds}
+
+
+@pytest.fixture
+def results():
+    return {
+        "train": _result("train", "ID", [[1, 1, 0], [1, 0, 1]]),
+        "unseen_table": _result("unseen_table", "visual", [[1, 0, 0], [0, 0, 1]]),
+        "image_noise_weak": _result("image_noise_weak", "visual", [[0, 0, 0], [0, 1, 0]]),
+        "object_moved": _result("object_moved", "execution", [[0, 0, 0], [0, 0, 0]]),
+    }
+
+
+def test_summary_rows_pool_seeds_and_categories(results):
+    rows = {row["name"]: row for row in report.summary_rows(results)}
+    assert rows["train"]["success"] == pytest.approx(4 / 6) and rows["train"]["episodes"] == 6
+    assert (rows["train"]["success_ci_low"], rows["train"]["success_ci_high"]) == pytest.approx(
+        intervals.wilson_interval(4, 6)
+    )
+    visual = rows["visual"]
+    assert (
+        visual["kind"] == "category"
+        and visual["episodes"] == 12
+        and visual["success"] == pytest.approx(3 / 12)
+    )
+    assert rows["OOD"]["episodes"] == 18 and rows["OOD"]["success"] == pytest.approx(3 / 18)
+    returns = np.array([1.0, 1.1, 0.2, 1.0, 0.1, 1.2])
+    assert (rows["train"]["return_ci_low"], rows["train"]["return_ci_high"]) == pytest.approx(
+        intervals.mean_interval(returns)
+    )
+    assert "semantic" not in rows  # no setting of it was evaluated
+
+
+def test_write_report_with_comparison(results, tmp_path):
+    other = {name: _result(name, r["category"], [[0, 0, 0], [0, 0, 0]]) for name, r in results.items()}
+    text = report.write_report(str(tmp_path), results, "sft", other, "random")
+    for name in ("per_seed.csv", "per_seed.json", "summary.csv", "summary.md", "summary.png"):
+        assert os.path.getsize(tmp_path / name) > 0, name
+    with open(tmp_path / "per_seed.csv") as f:
+        per_seed = list(csv.DictReader(f))
+    assert len(per_seed) == 8 and {r["seed"] for r in per_seed} == {"0", "1"}
+    train0 = next(r for r in per_seed if r["setting"] == "train" and r["seed"] == "0")
+    assert float(train0["success"]) == pytest.approx(2 / 3)
+    assert "difference, points [95% CI]" in text
+    low, high = intervals.difference_interval(4, 6, 0, 6)
+    assert f"+66.7 [{100 * low:+.1f}, {100 * high:+.1f}]" in text
+    # RL4VLA's layout: settings as columns grouped by category, category averages, a difference row.
+    layout = text.split("RL4VLA's table layout")[1]
+    assert (
+        "| policy | ID: Train | visual: Table | visual: Noise-w | **visual avg** | execution: Obj. Rep. | **OOD avg** |"
+        in layout
+    )
+    assert "| difference | +66.7 | +33.3 | +16.7 | +25.0 | +0.0 | +16.7 |" in layout
+    with open(tmp_path / "summary.png", "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
