@@ -28,6 +28,10 @@ def get_config(arg: str | None = None):
     c.sft.checkpoint_every = 100  # <workdir>/checkpoints/<step>; the last 3 are kept
     c.sft.eval_batch_size = 16
     c.sft.val_max_examples = 512  # validation steps kept in memory (evenly spaced over held-out episodes)
+    # True: every parameter trains (not only config.trainable, the LoRA factors); for the tiny
+    # random model, whose frozen random base LoRA alone adapts slowly. The checkpoint then holds
+    # the fine-tuned base and LoRA factors; RL continues with config.trainable as usual.
+    c.sft.train_all_params = False
     c.sft.augment = False  # random resized crop + colour jitter, as OpenVLA's image_aug
     c.sft.num_threads = 4  # grain reader threads (decode, augment, tokenise ahead of the device)
     c.sft.num_workers = 0  # grain worker processes on top of the threads (0 = none)

@@ -151,7 +151,9 @@ def train(config, workdir: str) -> dict:
     tx = sft_step.make_optimizer(
         config.sft.learning_rate, config.optim.weight_decay, config.optim.max_grad_norm
     )
-    trainable, frozen = state_lib.split_trainable(params, config.trainable)
+    trainable, frozen = state_lib.split_trainable(
+        params, (".*",) if config.sft.train_all_params else config.trainable
+    )
     state = sft_step.create_state(trainable, frozen, tx).replace(step=np.int32(start))
     state_sharding = mesh_lib.param_sharding(mesh, state)
     state = jax.device_put(state, state_sharding)
