@@ -102,6 +102,8 @@ def load_policy(directory: str) -> tuple[Any, OpenVLAConfig, dict[str, Any]]:
                 f"{directory} holds no checkpoint (no params/ item and no numbered steps)"
             )
         step_dir = os.path.join(directory, str(max(steps)))
+        if os.path.isfile(os.path.join(step_dir, "assets", "model_config.json")):  # an SFT run's step
+            return load_policy(step_dir)
     params = ocp.StandardCheckpointer().restore(os.path.join(step_dir, "params"))
     with open(os.path.join(step_dir, "assets", ASSETS_FILE)) as f:
         assets = json.load(f)
