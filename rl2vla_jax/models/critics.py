@@ -10,10 +10,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-
-def exact_gelu(x: jax.Array) -> jax.Array:
-    # Flax's default GELU is the tanh approximation; PyTorch's nn.GELU() is the exact erf one.
-    return nn.gelu(x, approximate=False)
+from rl2vla_jax.models.vit import exact_gelu  # the erf GELU, as PyTorch's nn.GELU()
 
 
 class ValueHead(nn.Module):
