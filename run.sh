@@ -3,8 +3,8 @@
 #   ./run.sh train --config=configs/film_evi.py   # python -m rl2vla_jax.train ...
 #   ./run.sh test [pytest args]                    # the test suite
 #   ./run.sh <any command>                         # e.g. ./run.sh python -m rl2vla_jax.sft ...
-# Set-up (system packages for CPU rendering, .venv, Python packages) is redone only when
-# setup.py or scripts/requirements-lock.txt change, so re-running is fast.
+# Set-up (system packages for CPU rendering, .venv, Python packages, the upstream OpenVLA
+# reference in .venv/upstream-openvla) is redone only when setup.py or scripts/ pins change.
 set -euo pipefail
 # The whole script is one block, parsed before it runs, so editing it mid-run is safe.
 {
@@ -46,13 +46,16 @@ install_python_packages() {
   local stamp="$VENV/.rl2vla-stamp" want
   # RL2VLA_ACCELERATOR=cuda12|tpu adds JAX's accelerator build (see launch/).
   local extras="maniskill,convert,dev${RL2VLA_ACCELERATOR:+,$RL2VLA_ACCELERATOR}"
-  want="$( (cat setup.py scripts/requirements-lock.txt; echo "$extras") | sha256sum | cut -c1-16)"
+  want="$( (cat setup.py scripts/requirements-lock.txt scripts/upstream-openvla.txt scripts/install_upstream_openvla.py
+            echo "$extras") | sha256sum | cut -c1-16)"
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
   log "creating $VENV and installing Python packages (first run takes several minutes)"
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
   local pip_log="$VENV/install.log"
   if ! { "$VENV/bin/python" -m pip install --upgrade pip setuptools wheel &&
-         "$VENV/bin/python" -m pip install -r scripts/requirements-lock.txt -e ".[$extras]"; } \
+         "$VENV/bin/python" -m pip install -r scripts/requirements-lock.txt -e ".[$extras]" &&
+         # OpenVLA's own HF code in its pinned libraries, for the upstream parity test only.
+         "$VENV/bin/python" scripts/install_upstream_openvla.py "$VENV/upstream-openvla"; } \
        >"$pip_log" 2>&1; then
     grep -v "is ignored: it is neither" "$pip_log" | tail -n 30 >&2
     log "pip install failed; full log: $pip_log"; exit 1

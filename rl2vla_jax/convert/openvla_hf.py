@@ -146,7 +146,7 @@ def param_table(cfg: OpenVLAConfig) -> dict[str, tuple[str, str]]:
     for norm in ("input_layernorm", "post_attention_layernorm"):
         table[layer + f"{norm}.weight"] = (f"llm/layers/{norm}/weight", "identity")
     table[lm + "norm.weight"] = ("llm/norm/weight", "identity")
-    table["language_model.lm_head.weight"] = ("llm/lm_head", "linear")
+    table["language_model.lm_head.weight"] = ("llm/lm_head/kernel", "linear")
     return table
 
 

@@ -5,7 +5,7 @@ Layer:  h = x + o_proj(attn(rope(q_proj(n1)), rope(k_proj(n1)), v_proj(n1))),  n
 RMSNorm(x) = w * (x / sqrt(mean(x^2) + eps)) computed in float32 and cast back before the
 weight (HF order). RoPE is HF's rotate_half layout: with f_j = pos * theta^(-2j/d),
 x' = x * cos(f) + rotate_half(x) * sin(f), rotate_half([a, b]) = [-b, a], f repeated twice.
-No biases anywhere; the LM head is untied.
+No biases anywhere; the LM head is untied (and LoRA-able: PEFT's "all-linear" adapts it).
 
 KV cache: {"k", "v"}: [layers, B, T, kv_heads, head_dim]. Each call writes its S new keys at
 slots write_index[b] .. write_index[b]+S-1 of row b and attends to every slot whose index is
@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from rl2vla_jax.models.config import LlamaConfig, LoraConfig
-from rl2vla_jax.models.lora import Linear
+from rl2vla_jax.models.lora import Linear, is_lora_target, lora_update, module_path
 from rl2vla_jax.models.vit import scan_layers
 
 
@@ -134,6 +134,25 @@ class LlamaLayer(nn.Module):
         return x, new_cache
 
 
+class LMHead(nn.Module):
+    """Untied output projection, kernel [D, vocab], float32 logits; `columns` selects vocab ids
+    (the action bins) so the other rows are never multiplied."""
+
+    vocab_size: int
+    param_dtype: Any = jnp.float32
+    lora: LoraConfig | None = None
+
+    @nn.compact
+    def __call__(self, hidden: jax.Array, columns: slice = slice(None)) -> jax.Array:
+        kernel = self.param(
+            "kernel", nn.initializers.normal(0.02), (hidden.shape[-1], self.vocab_size), self.param_dtype
+        )
+        logits = jnp.dot(hidden, kernel[:, columns].astype(hidden.dtype))
+        if is_lora_target(module_path(self), self.lora):
+            logits = logits + lora_update(self, hidden, self.vocab_size, self.lora, hidden.dtype, columns)
+        return logits.astype(jnp.float32)
+
+
 class LlamaModel(nn.Module):
     """Embeddings, scanned decoder layers, final RMSNorm and the (untied) LM head."""
 
@@ -159,9 +178,7 @@ class LlamaModel(nn.Module):
         )
         self.layers = layers(cfg, self.dtype, self.param_dtype, self.lora)
         self.norm = RMSNorm(cfg.rms_norm_eps, self.param_dtype)
-        self.lm_head = self.param(
-            "lm_head", nn.initializers.normal(0.02), (cfg.hidden_size, cfg.vocab_size), self.param_dtype
-        )
+        self.lm_head = LMHead(cfg.vocab_size, self.param_dtype, self.lora)
 
     def embed(self, ids: jax.Array) -> jax.Array:
         return self.embed_tokens(ids)
@@ -172,8 +189,8 @@ class LlamaModel(nn.Module):
         return self.norm(x), new_cache
 
     def logits(self, hidden: jax.Array) -> jax.Array:
-        return jnp.dot(hidden, self.lm_head.astype(hidden.dtype)).astype(jnp.float32)
+        return self.lm_head(hidden)
 
     def logits_slice(self, hidden: jax.Array, begin: int, end: int) -> jax.Array:
         """Logits of vocab ids begin..end-1 only (the action bins): [.., D] -> [.., end-begin]."""
-        return jnp.dot(hidden, self.lm_head[:, begin:end].astype(hidden.dtype)).astype(jnp.float32)
+        return self.lm_head(hidden, slice(begin, end))

@@ -55,12 +55,19 @@ class Linear(nn.Module):
             bias = self.param("bias", nn.initializers.zeros, (self.features,), self.param_dtype)
             y = y + bias.astype(self.dtype)
         if is_lora_target(module_path(self), self.lora):
-            rank = self.lora.rank
-            lora_a = self.param(LORA_A, nn.initializers.normal(1.0 / rank), (in_features, rank), jnp.float32)
-            lora_b = self.param(LORA_B, nn.initializers.zeros, (rank, self.features), jnp.float32)
-            down = jnp.dot(x.astype(self.dtype), lora_a.astype(self.dtype))
-            y = y + (jnp.dot(down, lora_b.astype(self.dtype)) * self.lora.scale).astype(y.dtype)
+            y = y + lora_update(self, x, self.features, self.lora, self.dtype).astype(y.dtype)
         return y
+
+
+def lora_update(
+    module: nn.Module, x: jax.Array, features: int, lora: LoraConfig, dtype: Any, columns: slice = slice(None)
+) -> jax.Array:
+    """(alpha / r) * (x A) B[:, columns], declaring `module`'s float32 factors A [in, r], B [r, features]."""
+    rank = lora.rank
+    lora_a = module.param(LORA_A, nn.initializers.normal(1.0 / rank), (x.shape[-1], rank), jnp.float32)
+    lora_b = module.param(LORA_B, nn.initializers.zeros, (rank, features), jnp.float32)
+    down = jnp.dot(x.astype(dtype), lora_a.astype(dtype))
+    return jnp.dot(down, lora_b[:, columns].astype(dtype)) * lora.scale
 
 
 def _path_names(path: tuple) -> tuple[str, ...]:

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from rl2vla_jax.models.config import LoraConfig, VitConfig
-from rl2vla_jax.models.lora import Linear
+from rl2vla_jax.models.lora import LORA_A, LORA_B, Linear, is_lora_target, module_path
 
 
 def exact_gelu(x: jax.Array) -> jax.Array:
@@ -128,6 +128,45 @@ class VitBlock(nn.Module):
         return x, None
 
 
+class PatchEmbed(nn.Module):
+    """Non-overlapping p x p patches -> width: timm's strided conv `patch_embed.proj`, kernel HWIO.
+
+    LoRA-able as PEFT adapts a Conv2d (OpenVLA's "all-linear" matches this `proj` too):
+    A is a p x p stride-p conv to r channels [p, p, in, r], B a 1x1 conv, stored as [r, width].
+    """
+
+    width: int
+    patch_size: int
+    dtype: Any = jnp.float32
+    param_dtype: Any = jnp.float32
+    lora: LoraConfig | None = None
+
+    @nn.compact
+    def __call__(self, images: jax.Array) -> jax.Array:
+        p, channels = self.patch_size, images.shape[-1]
+        kernel = self.param(
+            "kernel", nn.initializers.lecun_normal(), (p, p, channels, self.width), self.param_dtype
+        )
+        bias = self.param("bias", nn.initializers.zeros, (self.width,), self.param_dtype)
+        x = images.astype(self.dtype)
+
+        def conv(k):
+            return jax.lax.conv_general_dilated(
+                x, k.astype(self.dtype), (p, p), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
+            )
+
+        y = conv(kernel) + bias.astype(self.dtype)
+        if is_lora_target(module_path(self), self.lora):
+            rank = self.lora.rank
+            lora_a = self.param(
+                LORA_A, nn.initializers.normal(1.0 / rank), (p, p, channels, rank), jnp.float32
+            )
+            lora_b = self.param(LORA_B, nn.initializers.zeros, (rank, self.width), jnp.float32)
+            up = jnp.dot(conv(lora_a), lora_b.astype(self.dtype)) * self.lora.scale
+            y = y + up.astype(y.dtype)
+        return y
+
+
 class VisionTower(nn.Module):
     """[B, H, W, 3] normalised image -> [B, num_patches, width] features of block depth-2."""
 
@@ -141,16 +180,9 @@ class VisionTower(nn.Module):
     @nn.compact
     def __call__(self, images: jax.Array) -> jax.Array:
         cfg = self.config
-        p = cfg.patch_size
-        patches = nn.Conv(
-            cfg.width,
-            (p, p),
-            strides=(p, p),
-            padding="VALID",
-            dtype=self.dtype,
-            param_dtype=self.param_dtype,
-            name="patch_embed",
-        )(images.astype(self.dtype))
+        patches = PatchEmbed(
+            cfg.width, cfg.patch_size, self.dtype, self.param_dtype, self.lora, name="patch_embed"
+        )(images)
         batch = patches.shape[0]
         patches = patches.reshape(batch, -1, cfg.width)
         pos_embed = self.param(

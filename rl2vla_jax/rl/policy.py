@@ -52,7 +52,7 @@ def init_params(model_config: OpenVLAConfig, rng: jax.Array) -> Params:
             value = np.full(shape, 1e-5)
         elif name in ("weight", "scale"):
             value = np.ones(shape)
-        elif name == "lm_head":
+        elif name == "kernel" and names[-2] == "lm_head":
             # Unit-scale logits. At 0.02 a small model's logits are ~0.1 and, the final norm
             # bounding |h|, LoRA could never sharpen them: RL from scratch would stay uniform.
             value = generator.normal(0.0, shape[0] ** -0.5, shape)
@@ -61,7 +61,7 @@ def init_params(model_config: OpenVLAConfig, rng: jax.Array) -> Params:
                 int(np.prod(shape[-4:-1])) if len(shape) >= 4 and names[-2] == "patch_embed" else shape[-2]
             )
             value = generator.normal(0.0, fan_in**-0.5, shape)
-        else:  # embeddings, lm_head, cls/reg tokens, pos_embed
+        else:  # embeddings, cls/reg tokens, pos_embed
             value = generator.normal(0.0, 0.02, shape)
         return jnp.asarray(value, leaf.dtype)
 
