@@ -2,7 +2,8 @@
 
   ./run.sh python benchmarks/model_speed.py [--preset=cpu] [--batch=4] [--repeats=5]
 
-Two workloads (float32, LoRA r=32 alpha=16 on every Linear but lm_head, as OpenVLA fine-tunes):
+Two workloads (float32, LoRA r=32 alpha=16 on the Linears of the towers' blocks, projector and LLM
+layers; not on lm_head and the patch-embedding convs, which OpenVLA's fine-tuning also adapts):
   train:  forward + backward of the action-token cross-entropy (teacher-forced 7 tokens,
           logits over the 256 action bins), gradients w.r.t. the LoRA factors only;
   sample: batched greedy 7-token action sampling: one prefill + KV-cached decode steps.
@@ -78,7 +79,7 @@ def main():
     model = ref.TorchOpenVLA(hf_config).eval()
     ref.randomise_(model, seed=0)
     lora_config = peft.LoraConfig(
-        r=32, lora_alpha=16, target_modules=ref.lora_target_regex(), init_lora_weights="gaussian"
+        r=32, lora_alpha=16, target_modules=ref.lora_target_regex(head_and_patch_embed=False), init_lora_weights="gaussian"
     )
     peft_model = peft.get_peft_model(model, lora_config)
     with torch.no_grad():

@@ -218,11 +218,16 @@ def save_hf_checkpoint(model: nn.Module, hf_config: dict, out_dir: str, num_shar
         shutil.copy(tokenizer, os.path.join(out_dir, "tokenizer.model"))
 
 
-def lora_target_regex() -> str:
-    """PEFT target_modules as OpenVLA fine-tunes: every nn.Linear except the LM head."""
+def lora_target_regex(head_and_patch_embed: bool = True) -> str:
+    """PEFT target_modules as OpenVLA fine-tunes (what peft 0.11.1's "all-linear" selects on
+    OpenVLA): every nn.Linear, the LM head included, and both patch-embedding convs; with
+    `head_and_patch_embed=False` only the Linears of the towers' blocks, projector and LLM layers."""
+    extra = r"|vision_backbone\.(featurizer|fused_featurizer)\.patch_embed\.proj|language_model\.lm_head"
     return (
         r".*(vision_backbone\.(featurizer|fused_featurizer)\.(blocks\.\d+\.(attn\.(qkv|proj)|mlp\.fc[12])"
         r"|attn_pool\.(q|kv|proj|mlp\.fc[12]))"
         r"|projector\.fc[123]"
-        r"|language_model\.model\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj))"
+        r"|language_model\.model\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)"
+        + (extra if head_and_patch_embed else "")
+        + ")"
     )

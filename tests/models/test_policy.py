@@ -47,7 +47,8 @@ def test_cached_decode_matches_teacher_forced_forward(setup):
     cfg, params, pixels, ids, mask = setup
     out = policy.sample_actions(params, cfg, pixels, ids, mask, jax.random.key(3), 1.0)
     logits, hidden = score(params, cfg, pixels, ids, mask, out["tokens"])
-    np.testing.assert_allclose(out["logits"], logits, atol=2e-5, rtol=1e-5)
+    # |logits| reach ~15 with the random LM-head LoRA: float32 reduction-order noise ~2e-6 relative.
+    np.testing.assert_allclose(out["logits"], logits, atol=5e-5, rtol=1e-5)
     np.testing.assert_allclose(out["hidden"], hidden, atol=2e-5, rtol=1e-5)
     log_p = jax.nn.log_softmax(logits, -1)
     expected = jnp.take_along_axis(log_p, out["tokens"][..., None], -1)[..., 0]
@@ -133,9 +134,10 @@ def test_fresh_lora_is_identity_and_mask_selects_factors():
         if m
     }
     assert all(n.endswith(("lora_a", "lora_b")) for n in names)
-    # 2 ViT towers x 4 linears, 3 projector layers, 7 LLM linears: every Linear but lm_head.
-    assert len(names) == 2 * (2 * 4 + 3 + 7)
-    assert not any("lm_head" in n for n in names)
+    # 2 ViT towers x (patch-embedding conv + 4 linears), 3 projector layers, 7 LLM linears, the
+    # LM head: what OpenVLA's fine-tuning adapts; two factors each.
+    assert len(names) == 2 * (2 * 5 + 3 + 7 + 1)
+    assert {"llm/lm_head/lora_a", "vision/dino/patch_embed/lora_b"} <= names
     lora_a = params["llm"]["layers"]["self_attn"]["q_proj"]["lora_a"]
     assert abs(float(jnp.std(lora_a)) - 1 / cfg.lora.rank) < 0.1
     assert float(jnp.abs(params["projector"]["fc1"]["lora_b"]).max()) == 0.0
@@ -187,3 +189,18 @@ def test_add_lora_to_a_base_checkpoint_keeps_outputs(setup):
     expected, _ = score(base, base_cfg, pixels, ids, mask, tokens)
     got, _ = score(adapted, adapted_cfg, pixels, ids, mask, tokens)
     np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_openvla_7b_parameter_counts():
+    """The 7B preset has upstream's sizes (abstract shapes only: nothing is allocated)."""
+    cfg = config_lib.openvla_7b()
+    pixels, ids = jnp.zeros((1, cfg.image_size, cfg.image_size, 6)), jnp.ones((1, 3), jnp.int32)
+    shapes = jax.eval_shape(lambda r: policy.OpenVLA(cfg).init(r, pixels, ids)["params"], jax.random.key(0))
+    total = lora_lib.count_params(shapes)
+    lora = lora_lib.count_params(shapes, lora_lib.lora_mask(shapes))
+    # The checkpoint's 7,541,237,184 = these 7,498,156,704 + 43,080,480 the forward never runs
+    # (each tower's last block and final norm, SigLIP's MAP head).
+    assert total - lora == 7_498_156_704
+    # Upstream's LoRA at r 32 (peft 0.11.1 "all-linear", measured with OpenVLA's code on the meta
+    # device): 110,828,288 = ours + 1,701,888 on those never-run modules.
+    assert lora == 110_828_288 - 1_701_888
