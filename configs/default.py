@@ -49,7 +49,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.lora = ml_collections.ConfigDict()
     c.lora.rank = 8
     c.lora.alpha = 16.0
-    # Regexes over '/'-joined module paths: every Linear except lm_head, as OpenVLA fine-tunes.
+    # Regexes over '/'-joined module paths: what OpenVLA's fine-tuning adapts (every Linear incl.
+    # lm_head, and the patch-embedding convs; see models/config.py).
     c.lora.targets = list(DEFAULT_LORA_TARGETS)
     # Regexes over '/'-joined param paths: what the actor's optimizer updates (the LoRA factors).
     c.trainable = [r"lora_(a|b)$"]

@@ -10,12 +10,11 @@ import dataclasses
 import json
 from typing import Any
 
-# Regexes over '/'-joined Flax parameter paths. The default mirrors OpenVLA's PEFT set-up
-# (`target_modules="all-linear"`): every Dense layer except the LM head.
-# What OpenVLA's fine-tuning adapts (peft 0.11.1, target_modules="all-linear"): every Linear,
-# the LM head included, plus both towers' patch-embedding convs (timm's `patch_embed.proj` ends
-# in "proj"); measured with upstream code, see docs/model.md. Modules the forward never runs
-# (each tower's last block, SigLIP's MAP head) do not exist here.
+# Regexes over '/'-joined Flax parameter paths. The default is what OpenVLA's fine-tuning
+# adapts (peft 0.11.1, target_modules="all-linear"): every Linear, the LM head included, plus
+# both towers' patch-embedding convs (timm's `patch_embed.proj` ends in "proj"); measured with
+# upstream code, see docs/model.md. Modules the forward never runs (each tower's last block,
+# SigLIP's MAP head) do not exist here.
 DEFAULT_LORA_TARGETS = (
     r"vision/(dino|siglip)/patch_embed$",
     r"vision/(dino|siglip)/blocks/(attn/(qkv|proj)|mlp/(fc1|fc2))$",
