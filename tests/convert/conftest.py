@@ -32,6 +32,13 @@ def run_cli(module: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=300)
 
 
+def convert_cli(hf_dir: str, out: str, *extra: str) -> str:
+    """Convert an HF checkpoint to float32 with the CLI; returns `out`."""
+    result = run_cli("rl2vla_jax.convert_openvla", f"--hf_dir={hf_dir}", f"--out={out}", "--dtype=float32", *extra)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
 class TinyReference:
     """A random tiny OpenVLA in PyTorch, saved in the HF layout, plus a PEFT-adapted copy."""
 
@@ -72,12 +79,7 @@ class TinyReference:
             self.adapter_config = json.load(f)
 
     def convert(self, name: str, *extra: str) -> str:
-        out = str(self.root / name)
-        result = run_cli(
-            "rl2vla_jax.convert_openvla", f"--hf_dir={self.hf_dir}", f"--out={out}", "--dtype=float32", *extra
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
-        return out
+        return convert_cli(self.hf_dir, str(self.root / name), *extra)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import NORM_STATS, run_cli
+from conftest import NORM_STATS, convert_cli, run_cli
 from PIL import Image
 
 from rl2vla_jax.convert import peft_adapter
@@ -115,12 +115,7 @@ class Upstream:
             return json.load(f)
 
     def convert(self, name: str, *extra: str) -> str:
-        out = str(self.root / name)
-        result = run_cli(
-            "rl2vla_jax.convert_openvla", f"--hf_dir={self.hf_dir}", f"--out={out}", "--dtype=float32", *extra
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
-        return out
+        return convert_cli(self.hf_dir, str(self.root / name), *extra)
 
 
 @pytest.fixture(scope="module")
