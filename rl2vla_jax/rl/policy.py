@@ -25,6 +25,14 @@ from rl2vla_jax.rl.entropy import token_entropy, token_log_probs
 Params = Any
 
 
+def param_shapes(model_config: OpenVLAConfig) -> Params:
+    """The parameter tree as `jax.ShapeDtypeStruct`s: nothing is computed or allocated."""
+    size = model_config.image_size
+    pixel_values = jnp.zeros((1, size, size, 6), jnp.float32)
+    ids = jnp.ones((1, 3), jnp.int32)
+    return jax.eval_shape(lambda r: OpenVLA(model_config).init(r, pixel_values, ids)["params"], jax.random.key(0))
+
+
 def init_params(model_config: OpenVLAConfig, rng: jax.Array) -> Params:
     """Randomly initialised parameters (base + LoRA factors when `model_config.lora` is set).
 
@@ -33,10 +41,7 @@ def init_params(model_config: OpenVLAConfig, rng: jax.Array) -> Params:
     kernels ~ N(0, 1/fan_in), embeddings/tokens/pos_embed ~ N(0, 0.02^2), lm_head ~ N(0, 1/d),
     norms 1, biases 0, LayerScale 1e-5, LoRA A ~ N(0, (1/r)^2), B = 0.
     """
-    size = model_config.image_size
-    pixel_values = jnp.zeros((1, size, size, 6), jnp.float32)
-    ids = jnp.ones((1, 3), jnp.int32)
-    shapes = jax.eval_shape(lambda r: OpenVLA(model_config).init(r, pixel_values, ids)["params"], rng)
+    shapes = param_shapes(model_config)
     seed = int(jax.random.randint(rng, (), 0, 2**31 - 1))
     generator = np.random.default_rng(seed)
     rank = model_config.lora.rank if model_config.lora else 1

@@ -13,6 +13,7 @@ within 1e-3 (float32 on both sides; measured differences are ~1e-6).
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -173,7 +174,9 @@ def test_adapter_covers_what_openvla_finetuning_adapts(upstream):
     ):
         assert f"base_model.model.{module}.lora_A.weight" in keys
     _, cfg, _ = load_checkpoint(upstream.converted[True], as_jax=False)
-    assert {"^llm/lm_head$", "^vision/dino/patch_embed$", "^vision/siglip/patch_embed$"} <= set(cfg.lora.targets)
+    assert {"^llm/lm_head$", "^vision/dino/patch_embed$", "^vision/siglip/patch_embed$"} <= set(
+        cfg.lora.targets
+    )
 
 
 def test_exported_adapter_is_upstreams_and_runs_upstream(upstream, tmp_path):
@@ -186,9 +189,34 @@ def test_exported_adapter_is_upstreams_and_runs_upstream(upstream, tmp_path):
         np.testing.assert_array_equal(ours.get(key), theirs.get(key), err_msg=key)
     left_out = {k for k in theirs.keys() if ".lora_" in k} - set(ours.keys())
     # Only modules the forward never runs: each tower's last block (depths 3 and 4), SigLIP's MAP head.
-    unused = ("vision_backbone.featurizer.blocks.2.", "vision_backbone.fused_featurizer.blocks.3.", "attn_pool.")
+    unused = (
+        "vision_backbone.featurizer.blocks.2.",
+        "vision_backbone.fused_featurizer.blocks.3.",
+        "attn_pool.",
+    )
     assert left_out and all(any(u in k for u in unused) for k in left_out), sorted(left_out)[:5]
     # PEFT loads our export onto the upstream model and predicts as with its own adapter.
     for ref, again in zip(upstream.predictions[True], upstream.predict(exported)):
         assert again["tokens"] == ref["tokens"]
         np.testing.assert_allclose(again["logprobs"], ref["logprobs"], atol=1e-5, rtol=0)
+
+
+def test_lora_at_7b_counts_as_upstream(tmp_path):
+    """Upstream's 7B model + OpenVLA's LoRA config (meta device) against ours (abstract shapes)."""
+    from rl2vla_jax.models import config as config_lib
+    from rl2vla_jax.models import lora as lora_lib
+    from rl2vla_jax.rl import policy
+
+    out = str(tmp_path / "count.json")
+    run_upstream("lora-count-7b", f"--out={out}")
+    with open(out) as f:
+        upstream = json.load(f)
+    shapes = policy.param_shapes(config_lib.openvla_7b())
+    ours = lora_lib.count_params(shapes, lora_lib.lora_mask(shapes))
+    # Each tower's last block (DINOv2 24 blocks, SigLIP 27) and SigLIP's MAP head: never run.
+    never_run_regex = r"vision_backbone\.(featurizer\.blocks\.23|fused_featurizer\.(blocks\.26|attn_pool))\."
+    never_run = [m for m in upstream["lora_modules"] if re.match(never_run_regex, m)]
+    assert upstream["base_params"] == 7_541_237_184
+    assert len(upstream["lora_modules"]) == 439 and len(never_run) == 4 + 4 + 5
+    assert "language_model.lm_head" in upstream["lora_modules"]
+    assert ours == upstream["lora_params"] - 1_701_888  # the never-run modules' factors at r=32

@@ -1,6 +1,7 @@
 """The upstream side of test_upstream_openvla.py; runs in the upstream OpenVLA environment.
 
-  PYTHONPATH=.venv/upstream-openvla:. python tests/convert/upstream_openvla.py build|adapter|predict ...
+  PYTHONPATH=.venv/upstream-openvla:. python tests/convert/upstream_openvla.py \
+      build|adapter|predict|lora-count-7b ...
 
 That environment (scripts/install_upstream_openvla.py) holds OpenVLA's own Hugging Face code
 (`openvla_hf`: OpenVLAConfig, OpenVLAForActionPrediction, PrismaticProcessor) with the library
@@ -180,6 +181,36 @@ def predict(args):
         json.dump(results, f)
 
 
+def lora_count_7b(args):
+    """Upstream OpenVLA-7B on the meta device (no memory), LoRA as OpenVLA fine-tunes at r=32."""
+    import accelerate
+    import peft
+    from openvla_hf.configuration_prismatic import OpenVLAConfig
+    from openvla_hf.modeling_prismatic import OpenVLAForActionPrediction
+
+    config = OpenVLAConfig(
+        vision_backbone_id="dinosiglip-vit-so-224px",
+        llm_backbone_id="llama2-7b-pure",
+        arch_specifier="no-align+fused-gelu-mlp",
+        use_fused_vision_backbone=True,
+        image_resize_strategy="resize-naive",
+        text_config={"vocab_size": 32064, "pad_token_id": 32000},
+        pad_token_id=32000,
+        pad_to_multiple_of=64,
+    )
+    with accelerate.init_empty_weights():
+        model = OpenVLAForActionPrediction(config)
+    base = sum(p.numel() for p in model.parameters())
+    lora = peft.LoraConfig(
+        r=32, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear", init_lora_weights="gaussian"
+    )
+    model = peft.get_peft_model(model, lora)
+    factors = {n: p.numel() for n, p in model.named_parameters() if ".lora_" in n}
+    modules = sorted({n.split(".lora_")[0].removeprefix("base_model.model.") for n in factors})
+    with open(args.out, "w") as f:
+        json.dump({"base_params": base, "lora_params": sum(factors.values()), "lora_modules": modules}, f)
+
+
 def main():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
@@ -199,9 +230,12 @@ def main():
     p.add_argument("--instructions", nargs="+", required=True)
     p.add_argument("--unnorm_key", required=True)
     p.add_argument("--out", required=True)
+    p = sub.add_parser("lora-count-7b")
+    p.add_argument("--out", required=True)
     args = parser.parse_args()
     check_environment()
-    {"build": build, "adapter": adapter, "predict": predict}[args.command](args)
+    commands = {"build": build, "adapter": adapter, "predict": predict, "lora-count-7b": lora_count_7b}
+    commands[args.command](args)
 
 
 if __name__ == "__main__":
