@@ -9,12 +9,15 @@ utilisation: an estimate to plan with, not a measurement.
 """
 
 import argparse
+import os
+import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from configs import film_evi
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # repo root: `configs`
+from configs import film_evi  # noqa: E402
 from rl2vla_jax.models import critics
 from rl2vla_jax.models.openvla import OpenVLA
 from rl2vla_jax.train import builders, hparams

@@ -7,10 +7,13 @@ and prints the median of each phase over the iterations after the first (which c
 """
 
 import argparse
+import os
 import statistics
+import sys
 import tempfile
 
-from configs import film_evi
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # repo root: `configs`
+from configs import film_evi  # noqa: E402
 from rl2vla_jax.train import loop
 
 PHASES = ("time_simulator", "time_policy", "time_update", "time_host")
