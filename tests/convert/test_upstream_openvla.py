@@ -220,3 +220,29 @@ def test_lora_at_7b_counts_as_upstream(tmp_path):
     assert len(upstream["lora_modules"]) == 439 and len(never_run) == 4 + 4 + 5
     assert "language_model.lm_head" in upstream["lora_modules"]
     assert ours == upstream["lora_params"] - 1_701_888  # the never-run modules' factors at r=32
+
+
+def test_adapter_base_layer_weight_replaces_the_base(upstream, tmp_path):
+    """PEFT stores lm_head's base weight in the adapter and loads it over the model's; so do we."""
+    import shutil
+
+    from rl2vla_jax.convert.safetensors_io import save_numpy
+
+    adapter = str(tmp_path / "adapter")
+    shutil.copytree(upstream.adapter_dir, adapter)
+    path = os.path.join(adapter, "adapter_model.safetensors")
+    source = SafetensorsFile(path)
+    tensors = {k: source.get(k) for k in source.keys()}
+    del source
+    key = "base_model.model.language_model.lm_head.base_layer.weight"
+    tensors[key] = tensors[key] * 2.0 + 0.5
+    save_numpy(tensors, path, metadata={"format": "pt"})
+    params, cfg, _ = load_checkpoint(upstream.converted[False], as_jax=False)
+    original = np.asarray(params["llm"]["lm_head"]["kernel"])
+    adapted, _ = peft_adapter.import_adapter(adapter, params, cfg)
+    np.testing.assert_array_equal(adapted["llm"]["lm_head"]["kernel"], tensors[key].T)
+    np.testing.assert_array_equal(params["llm"]["lm_head"]["kernel"], original)  # input left alone
+    tensors[key] = tensors[key][:-1]
+    save_numpy(tensors, path, metadata={"format": "pt"})
+    with pytest.raises(peft_adapter.ConversionError, match="shape mismatch for .*lm_head.base_layer"):
+        peft_adapter.import_adapter(adapter, params, cfg)

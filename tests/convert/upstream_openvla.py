@@ -72,8 +72,33 @@ def load_model(hf_dir: str, adapter_dir: str | None):
     return model
 
 
-def build(args):
+def openvla_config(text_config: dict, **extra):
+    """OpenVLAConfig as openvla/openvla-7b's config.json sets it, with `text_config` and `extra`."""
     from openvla_hf.configuration_prismatic import OpenVLAConfig
+
+    return OpenVLAConfig(
+        vision_backbone_id="dinosiglip-vit-so-224px",
+        llm_backbone_id="llama2-7b-pure",
+        arch_specifier="no-align+fused-gelu-mlp",
+        use_fused_vision_backbone=True,
+        image_resize_strategy="resize-naive",
+        text_config=text_config,
+        pad_token_id=32000,
+        pad_to_multiple_of=64,
+        **extra,
+    )
+
+
+def openvla_lora(rank: int, alpha: float):
+    """LoRA as OpenVLA's fine-tuning script configures it."""
+    import peft
+
+    return peft.LoraConfig(
+        r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules="all-linear", init_lora_weights="gaussian"
+    )
+
+
+def build(args):
     from openvla_hf.modeling_prismatic import OpenVLAForActionPrediction
     from openvla_hf.processing_prismatic import PrismaticImageProcessor, PrismaticProcessor
 
@@ -83,16 +108,9 @@ def build(args):
     with open(args.norm_stats) as f:
         norm_stats = json.load(f)
     image_size = sizes["image_sizes"][0]
-    config = OpenVLAConfig(
-        vision_backbone_id="dinosiglip-vit-so-224px",
-        llm_backbone_id="llama2-7b-pure",
-        arch_specifier="no-align+fused-gelu-mlp",
-        use_fused_vision_backbone=True,
-        image_resize_strategy="resize-naive",
-        text_config=text,
+    config = openvla_config(
+        text,
         llm_max_length=2048,
-        pad_token_id=32000,
-        pad_to_multiple_of=64,
         norm_stats=norm_stats,
         n_action_bins=256,
         # Not constructor arguments: PretrainedConfig stores them, overriding the 224 px defaults.
@@ -126,11 +144,7 @@ def adapter(args):
     import peft
 
     model = load_model(args.hf_dir, None)
-    # As OpenVLA's fine-tuning script configures LoRA (rank / alpha / seed are the test's own).
-    lora = peft.LoraConfig(
-        r=4, lora_alpha=7, lora_dropout=0.0, target_modules="all-linear", init_lora_weights="gaussian"
-    )
-    model = peft.get_peft_model(model, lora)
+    model = peft.get_peft_model(model, openvla_lora(rank=4, alpha=7))  # rank / alpha are the test's own
     gen = torch.Generator().manual_seed(args.seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -185,26 +199,13 @@ def lora_count_7b(args):
     """Upstream OpenVLA-7B on the meta device (no memory), LoRA as OpenVLA fine-tunes at r=32."""
     import accelerate
     import peft
-    from openvla_hf.configuration_prismatic import OpenVLAConfig
     from openvla_hf.modeling_prismatic import OpenVLAForActionPrediction
 
-    config = OpenVLAConfig(
-        vision_backbone_id="dinosiglip-vit-so-224px",
-        llm_backbone_id="llama2-7b-pure",
-        arch_specifier="no-align+fused-gelu-mlp",
-        use_fused_vision_backbone=True,
-        image_resize_strategy="resize-naive",
-        text_config={"vocab_size": 32064, "pad_token_id": 32000},
-        pad_token_id=32000,
-        pad_to_multiple_of=64,
-    )
+    config = openvla_config({"vocab_size": 32064, "pad_token_id": 32000})
     with accelerate.init_empty_weights():
         model = OpenVLAForActionPrediction(config)
     base = sum(p.numel() for p in model.parameters())
-    lora = peft.LoraConfig(
-        r=32, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear", init_lora_weights="gaussian"
-    )
-    model = peft.get_peft_model(model, lora)
+    model = peft.get_peft_model(model, openvla_lora(rank=32, alpha=16))
     factors = {n: p.numel() for n, p in model.named_parameters() if ".lora_" in n}
     modules = sorted({n.split(".lora_")[0].removeprefix("base_model.model.") for n in factors})
     with open(args.out, "w") as f:
