@@ -32,7 +32,7 @@ import torch  # noqa: E402
 from rl2vla_jax.convert import openvla_hf, peft_adapter
 from rl2vla_jax.convert import torch_reference as ref
 from rl2vla_jax.models import lora as lora_lib
-from rl2vla_jax.rl import policy
+from rl2vla_jax.policy import sampling
 
 PRESETS = {
     # ~1 s per training step on 2 CPU cores: real patch count (224 px / 14 = 256), narrow layers.
@@ -79,7 +79,10 @@ def main():
     model = ref.TorchOpenVLA(hf_config).eval()
     ref.randomise_(model, seed=0)
     lora_config = peft.LoraConfig(
-        r=32, lora_alpha=16, target_modules=ref.lora_target_regex(head_and_patch_embed=False), init_lora_weights="gaussian"
+        r=32,
+        lora_alpha=16,
+        target_modules=ref.lora_target_regex(head_and_patch_embed=False),
+        init_lora_weights="gaussian",
     )
     peft_model = peft.get_peft_model(model, lora_config)
     with torch.no_grad():
@@ -121,7 +124,7 @@ def main():
         full = jax.tree_util.tree_map(
             lambda a, f: f if a is None else a, trainable, frozen, is_leaf=lambda x: x is None
         )
-        logits, _ = policy.action_logits_and_hidden(full, cfg, pixels, ids, mask, actions)
+        logits, _ = sampling.action_logits_and_hidden(full, cfg, pixels, ids, mask, actions)
         log_p = jax.nn.log_softmax(logits, -1)
         return -jnp.take_along_axis(log_p, actions[..., None], -1).mean()
 
@@ -140,7 +143,7 @@ def main():
     # --- batched greedy sampling ---
     key = jax.random.key(0)
     jax_sample = lambda: jax.block_until_ready(
-        policy.sample_actions(params, cfg, pixels, ids, mask, key, 0.0)
+        sampling.sample_actions(params, cfg, pixels, ids, mask, key, 0.0)
     )
 
     @torch.no_grad()

@@ -20,6 +20,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 from configs import film_evi  # noqa: E402
 from rl2vla_jax.models import critics
 from rl2vla_jax.models.openvla import OpenVLA
+from rl2vla_jax.models.trainable import split_trainable
+from rl2vla_jax.policy import loading
 from rl2vla_jax.train import builders, hparams
 from rl2vla_jax.train import state as state_lib
 
@@ -45,7 +47,7 @@ def abstract_train_state(config, hp, model_cfg, critic):
         ],
         key,
     )
-    trainable, frozen = state_lib.split_trainable(params, config.trainable)
+    trainable, frozen = split_trainable(params, config.trainable)
     critic_params = jax.eval_shape(
         lambda r: builders.init_critic_params(critic, model_cfg.llm.hidden_size, r, hp.uses_critic), key
     )
@@ -103,7 +105,7 @@ def main():
 
     config = film_evi.get_config("paper")
     hp = hparams.rl_hparams(config)
-    model_cfg = builders.model_config(config)
+    model_cfg = loading.model_config(config)
     critic = builders.make_critic(hp, config)
     abstract_state = abstract_train_state(config, hp, model_cfg, critic)
     base, lora = count(abstract_state.frozen), count(abstract_state.trainable)

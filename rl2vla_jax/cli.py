@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from absl import app, flags, logging
 
-from rl2vla_jax.train.hparams import ConfigError
+from rl2vla_jax.validation import ConfigError
 
 
 def one_line(err: BaseException | str) -> str:
@@ -48,6 +48,27 @@ def _parse_flags(argv: list[str]) -> list[str]:
         return flags.FLAGS(argv)
     except (flags.Error, AttributeError, KeyError, ValueError, OSError) as err:
         fail(one_line(err))
+
+
+def no_positional_arguments(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise ConfigError(f"unexpected arguments {argv[1:]}; pass options as --flag=value")
+
+
+def read_image(path: str):
+    """A PIL image from `path`, or a one-line error naming the file and what is accepted."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not os.path.isfile(path):
+        raise ConfigError(f"--image={path} does not exist; pass an image file (PNG, JPEG, ...)")
+    try:
+        image = Image.open(path)
+        image.load()
+    except (UnidentifiedImageError, OSError) as err:
+        raise ConfigError(
+            f"--image={path} is not a readable image ({one_line(err)}); pass a PNG or JPEG file"
+        ) from None
+    return image
 
 
 def run(main: Callable[[list[str]], None]) -> None:

@@ -25,7 +25,8 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    from rl2vla_jax.convert import checkpoint, openvla_hf, peft_adapter
+    from rl2vla_jax import checkpoints
+    from rl2vla_jax.convert import openvla_hf, peft_adapter
     from rl2vla_jax.convert.safetensors_io import SafetensorsError
 
     try:
@@ -48,7 +49,7 @@ def main(argv):
         if os.path.exists(stats_file):
             with open(stats_file) as f:
                 norm_stats = {**norm_stats, **json.load(f)}
-        checkpoint.write_checkpoint(FLAGS.out, params, cfg, norm_stats, hf_config, tokenizer_dir=FLAGS.hf_dir)
+        checkpoints.write_checkpoint(FLAGS.out, params, cfg, norm_stats, hf_config, tokenizer_dir=FLAGS.hf_dir)
     except (openvla_hf.ConversionError, SafetensorsError, OSError, KeyError, json.JSONDecodeError) as e:
         print(f"convert_openvla: error: {type(e).__name__}: {e}", file=sys.stderr)
         return 1

@@ -14,7 +14,7 @@ from ml_collections import config_flags
 
 from rl2vla_jax import cli
 from rl2vla_jax.evaluation import selection
-from rl2vla_jax.train.hparams import ConfigError
+from rl2vla_jax.validation import ConfigError
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Evaluation config file[:presets].", lock_config=True

@@ -1,20 +1,22 @@
-"""Predict one action with a converted OpenVLA checkpoint; prints one JSON line.
+"""Predict one action with any rl2vla_jax checkpoint; prints one JSON line.
 
   python -m rl2vla_jax.predict_action --checkpoint=DIR --image=PNG --instruction=TEXT
       [--unnorm_key=K] [--temperature=0] [--seed=S]
 
-Output: {"tokens": 7 vocab ids, "action": 7 un-normalised values, "logprobs": per-token log-probs
-under the softmax over the 256 action ids at temperature 1, "entropies": that distribution's
-entropy / ln 256}. Without norm stats the action stays normalised in [-1, 1].
+--checkpoint: a converted checkpoint, an SFT or RL run directory (its latest step), its
+`checkpoints/` folder or one step. Output: {"tokens": 7 vocab ids, "action": 7 un-normalised
+values, "logprobs": per-token log-probs under the softmax over the 256 action ids at
+temperature 1, "entropies": that distribution's entropy / ln 256}. Without norm stats the
+action stays normalised in [-1, 1].
 """
 
 import json
 
-from absl import app, flags
+from absl import flags
 
-flags.DEFINE_string(
-    "checkpoint", None, "rl2vla_jax checkpoint folder (convert_openvla output).", required=True
-)
+from rl2vla_jax import cli
+
+flags.DEFINE_string("checkpoint", None, "Checkpoint, SFT/RL run directory or one step of it.", required=True)
 flags.DEFINE_string("image", None, "Image file (any PIL-readable format).", required=True)
 flags.DEFINE_string(
     "instruction", None, "Task instruction, e.g. 'put the carrot on the plate'.", required=True
@@ -26,23 +28,26 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    del argv
+    cli.no_positional_arguments(argv)
     import jax
     import numpy as np
-    from PIL import Image
 
-    from rl2vla_jax.convert.checkpoint import load_checkpoint
-    from rl2vla_jax.data import action_tokenizer, image, norm_stats, prompt
-    from rl2vla_jax.rl import policy
+    from rl2vla_jax import checkpoints
+    from rl2vla_jax.data import norm_stats, prompt
+    from rl2vla_jax.policy import preprocess, sampling
+    from rl2vla_jax.policy.actions import ActionDecoder
 
-    params, cfg, assets = load_checkpoint(FLAGS.checkpoint)
-    tokenizer = prompt.load_tokenizer(assets["tokenizer"])
-    pixels = image.preprocess_images([Image.open(FLAGS.image)], cfg.image_size)
+    params, cfg, assets = checkpoints.load_policy(FLAGS.checkpoint)
+    tokenizer = prompt.load_tokenizer(assets["tokenizer"] or prompt.tiny_tokenizer())
+    image = cli.read_image(FLAGS.image)
+    pixels = preprocess.preprocess_images([image], cfg.image_size)
     ids, mask = prompt.encode_prompts(tokenizer, [FLAGS.instruction])
-    out = policy.sample_actions(params, cfg, pixels, ids, mask, jax.random.key(FLAGS.seed), FLAGS.temperature)
+    out = sampling.sample_actions(
+        params, cfg, pixels, ids, mask, jax.random.key(FLAGS.seed), FLAGS.temperature
+    )
     tokens = np.asarray(out["tokens"][0])
     log_p = np.asarray(jax.nn.log_softmax(out["logits"][0], axis=-1))
-    actions = action_tokenizer.ActionTokenizer.from_model_config(cfg).decode_bins(tokens)
+    actions = ActionDecoder(cfg, None).normalised(tokens)
     if assets["norm_stats"] or FLAGS.unnorm_key:
         actions = norm_stats.unnormalize(
             actions, norm_stats.select_stats(assets["norm_stats"], FLAGS.unnorm_key)
@@ -57,4 +62,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -1,4 +1,4 @@
-"""OpenVLA's 256-bin action tokenizer (host-side numpy).
+"""OpenVLA's 256-bin action tokenizer.
 
 bins = linspace(-1, 1, 256), centres c_j = (bins_j + bins_{j+1}) / 2 (255 of them).
 Encode: d = digitize(clip(a, -1, 1), bins) in 1..256, vocab id = E - d, where E is one past
@@ -10,7 +10,22 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+
+
+def bin_centers(n_bins: int = 256) -> np.ndarray:
+    bins = np.linspace(-1.0, 1.0, n_bins)
+    return (bins[:-1] + bins[1:]) / 2.0
+
+
+def decode_bin_indices(bin_indices, n_bins: int = 256):
+    """Bin indices k (0..n_bins-1) -> normalised actions c[clip(n_bins - 1 - k, 0, n_bins - 2)]:
+    a high bin index is a low action. numpy in, numpy out; a jax array (or tracer) in, jnp out."""
+    xp = jnp if isinstance(bin_indices, jax.Array) else np
+    index = xp.clip(n_bins - 1 - xp.asarray(bin_indices), 0, n_bins - 2)
+    return xp.asarray(bin_centers(n_bins))[index]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,8 +47,7 @@ class ActionTokenizer:
 
     @property
     def bin_centers(self) -> np.ndarray:
-        bins = self.bins
-        return (bins[:-1] + bins[1:]) / 2.0
+        return bin_centers(self.n_bins)
 
     def encode(self, actions: np.ndarray) -> np.ndarray:
         """Normalised actions in [-1, 1] -> vocab ids (int64, same shape)."""
@@ -50,7 +64,7 @@ class ActionTokenizer:
         return self.bin_centers[index]
 
     def decode_bins(self, bin_indices: np.ndarray) -> np.ndarray:
-        return self.decode(self.bins_to_token_ids(bin_indices))
+        return decode_bin_indices(np.asarray(bin_indices), self.n_bins)
 
     def token_ids_to_bins(self, token_ids: np.ndarray) -> np.ndarray:
         return np.asarray(token_ids) - self.action_token_begin

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
 import tempfile
 
 import numpy as np
@@ -119,7 +118,3 @@ def tiny_tokenizer(cache_dir: str | None = None) -> str:
     if not os.path.exists(path):
         train_tiny_tokenizer(path)
     return path
-
-
-def copy_tokenizer(src: str, dst_dir: str) -> None:
-    shutil.copy(src, os.path.join(dst_dir, "tokenizer.model"))

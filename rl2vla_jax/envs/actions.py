@@ -25,6 +25,15 @@ MAX_TRANSLATION = 0.1  # metres per step (controller pos_upper)
 MAX_ROTATION = 0.1  # radians per step (|controller rot_lower|)
 ROTATION_SCALE = -0.1  # the controller's rot_lower, by which it multiplies the normalised rotation
 
+# Action statistics for a policy that has none (a random init): its [-1, 1] spans the
+# controller's full range (metres / radians per step), the gripper [0, 1].
+FULL_RANGE_KEY = "full_range"
+FULL_RANGE_ACTION_STATS = {
+    "q01": [-MAX_TRANSLATION] * 3 + [-MAX_ROTATION] * 3 + [0.0],
+    "q99": [MAX_TRANSLATION] * 3 + [MAX_ROTATION] * 3 + [1.0],
+    "mask": [True] * 7,
+}
+
 
 def openvla_to_controller(action: np.ndarray) -> np.ndarray:
     """[..., 7] physical policy action -> [..., 7] normalised `pd_ee_delta_pose` action."""
@@ -33,14 +42,4 @@ def openvla_to_controller(action: np.ndarray) -> np.ndarray:
     out[..., :3] = np.clip(action[..., :3] / MAX_TRANSLATION, -1.0, 1.0)
     out[..., 3:6] = action[..., 3:6] / ROTATION_SCALE  # the controller clips the norm to 1
     out[..., 6] = np.clip(2.0 * action[..., 6] - 1.0, -1.0, 1.0)
-    return out
-
-
-def controller_to_openvla(action: np.ndarray) -> np.ndarray:
-    """Inverse of `openvla_to_controller` on the controller's valid range."""
-    action = np.asarray(action, dtype=np.float32)
-    out = np.empty_like(action)
-    out[..., :3] = action[..., :3] * MAX_TRANSLATION
-    out[..., 3:6] = action[..., 3:6] * ROTATION_SCALE
-    out[..., 6] = (action[..., 6] + 1.0) / 2.0
     return out

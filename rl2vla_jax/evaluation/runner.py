@@ -21,20 +21,14 @@ import time
 import jax
 import numpy as np
 
-from rl2vla_jax.data.norm_stats import select_stats
-from rl2vla_jax.data.prompt import encode_prompt, encode_prompts, load_tokenizer, tiny_tokenizer
-from rl2vla_jax.rl import policy as policy_lib
-from rl2vla_jax.train import builders, checkpoints
-from rl2vla_jax.train.hparams import ConfigError
-from rl2vla_jax.train.logging import write_video
-from rl2vla_jax.train.rollout import ActionDecoder, to_model_images
-from rl2vla_jax.train.update import pixel_values
+from rl2vla_jax.policy import episodes as episodes_lib
+from rl2vla_jax.policy import loading
+from rl2vla_jax.policy.act import make_act
+from rl2vla_jax.policy.loading import RANDOM
+from rl2vla_jax.validation import ConfigError
+from rl2vla_jax.video import write_video
 
 EVAL_SEED_BASE = 10_000_000
-RANDOM = "random"  # --checkpoint=random: the untrained policy of config.model.preset
-# A policy without dataset statistics (a random init) spans the controller's full range, as in
-# the RL trainer (rl2vla_jax/train/loop.py).
-FULL_RANGE_KEY = "full_range"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,35 +60,6 @@ def resolve_checkpoint(path: str) -> str:
         if steps and os.path.isfile(os.path.join(inner, str(steps[-1]), "assets", "model_config.json")):
             return os.path.join(inner, str(steps[-1]))  # an SFT run: its last model checkpoint
     return path
-
-
-@dataclasses.dataclass
-class LoadedPolicy:
-    params: object
-    model_config: object
-    decoder: ActionDecoder
-    tokenizer: object
-    description: str
-
-
-def load(config, checkpoint: str) -> LoadedPolicy:
-    if checkpoint == RANDOM:
-        from rl2vla_jax.train.loop import FULL_RANGE_ACTION_STATS
-
-        model_cfg = builders.model_config(config)
-        params = policy_lib.init_params(model_cfg, jax.random.PRNGKey(config.seed))
-        action_stats, tokenizer_path = FULL_RANGE_ACTION_STATS, tiny_tokenizer()
-        description = f"untrained {config.model.preset} (seed {config.seed})"
-    else:
-        params, model_cfg, assets = checkpoints.load_policy(checkpoint)
-        if not assets.get("norm_stats"):
-            raise ConfigError(f"checkpoint {checkpoint} has no action statistics (norm_stats) to act with")
-        action_stats = select_stats(assets["norm_stats"], config.unnorm_key or None)
-        tokenizer_path = assets.get("tokenizer") or tiny_tokenizer()
-        description = checkpoint
-    return LoadedPolicy(
-        params, model_cfg, ActionDecoder(model_cfg, action_stats), load_tokenizer(tokenizer_path), description
-    )
 
 
 def _write_json(path: str, data) -> None:
@@ -129,18 +94,9 @@ def episode_seed(seed: int, episode: int) -> int:
     return EVAL_SEED_BASE + seed * 100_000 + episode
 
 
-def _prompt_len(config, tokenizer, instructions) -> int:
-    """The config's prompt length, or the next multiple of 16 that fits (few compiled shapes)."""
-    longest = max(len(encode_prompt(tokenizer, text)) for text in instructions)
-    need = max(config.model.max_prompt_tokens, longest)
-    return int(-(-need // 16) * 16)
-
-
-def run_setting(
-    config, policy: LoadedPolicy, act, env, setting, options: Options, out: str, videos: int
-) -> dict:
+def run_setting(config, actor, params, setting, options: Options, out: str, videos: int) -> dict:
     """Every seed x episode of one setting, in batches of env.num_envs episodes."""
-    num_envs = env.num_envs
+    num_envs = actor.env.num_envs
     result = {"setting": setting.setting, "category": setting.category, "split": setting.split, "seeds": {}}
     clock = time.perf_counter()
     for seed_index, seed in enumerate(options.seeds):
@@ -150,52 +106,22 @@ def run_setting(
             seeds = [episode_seed(seed, first + i) for i in range(num_envs)]  # spare envs run, unscored
             keep = min(videos, count) if seed_index == 0 and first == 0 else 0
             rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), seeds[0])
-            stats, frames = run_episodes(config, policy, act, env, seeds, rng, options.temperature, keep)
+            episodes = episodes_lib.run_episodes(
+                actor, params, {}, seeds, rng, options.temperature, keep_videos=keep
+            )
             per_episode["episode_seed"] += seeds[:count]
-            for key in ("success", "success_once", "return"):
-                per_episode[key] += [float(v) for v in stats[key][:count]]
-            for k, clip in enumerate(frames):
+            for key, values in (
+                ("success", episodes.success),
+                ("success_once", episodes.success_once),
+                ("return", episodes.returns),
+            ):
+                per_episode[key] += [float(v) for v in values[:count]]
+            for k, clip in enumerate(episodes.frames):
                 write_video(os.path.join(out, "videos", f"{setting.setting}_{k}.mp4"), clip)
         result["seeds"][str(seed)] = per_episode
     result["seconds"] = time.perf_counter() - clock
     _write_json(os.path.join(out, "settings", f"{setting.setting}.json"), result)
     return result
-
-
-def run_episodes(config, policy, act, env, seeds, rng, temperature, keep_videos: int):
-    """One episode per env at `temperature` for the env's full horizon; success is scored at
-    the last step. Returns per-env arrays and the frames of the first `keep_videos` envs."""
-    obs = env.reset(seed=seeds)
-    tokenizer = policy.tokenizer
-    prompt_ids, prompt_mask = encode_prompts(
-        tokenizer, obs.instructions, _prompt_len(config, tokenizer, obs.instructions)
-    )
-    returns = np.zeros(env.num_envs)
-    success_once = np.zeros(env.num_envs, bool)
-    frames = [[np.asarray(obs.images[k])] for k in range(keep_videos)]
-    info = {"success": np.zeros(env.num_envs, bool)}
-    for t in range(env.max_episode_steps):
-        images = to_model_images(np.asarray(obs.images), policy.model_config.image_size)
-        bins = act(policy.params, images, prompt_ids, prompt_mask, jax.random.fold_in(rng, t), temperature)
-        obs, reward, _, _, info = env.step(policy.decoder(np.asarray(bins)))
-        returns += np.asarray(reward)
-        success_once |= np.asarray(info["success"], bool)
-        for k in range(keep_videos):
-            frames[k].append(np.asarray(obs.images[k]))
-    stats = {"success": np.asarray(info["success"], bool), "success_once": success_once, "return": returns}
-    return stats, frames
-
-
-def make_act(model_config):
-    """The jitted act function: uint8 frames at the model's size -> action bins [B, 7]."""
-
-    def act(params, images, prompt_ids, prompt_mask, rng, temperature):
-        out = policy_lib.sample_actions(
-            params, model_config, pixel_values(images), prompt_ids, prompt_mask, rng, temperature
-        )
-        return out["tokens"]
-
-    return jax.jit(act)
 
 
 def evaluate(config, checkpoint: str, settings, options: Options, out: str, log=print) -> dict[str, dict]:
@@ -214,7 +140,7 @@ def evaluate(config, checkpoint: str, settings, options: Options, out: str, log=
         log(f"[eval] {out}: {len(results)} setting(s) already done, {len(todo)} to run")
     if not todo:
         return results
-    policy = load(config, checkpoint)
+    policy = loading.load(config, checkpoint)
     act = make_act(policy.model_config)
     from rl2vla_jax.envs import make_vector_env  # the simulator: only when there is work
 
@@ -229,9 +155,17 @@ def evaluate(config, checkpoint: str, settings, options: Options, out: str, log=
             seed=config.seed,
             suite=options.suite,
         )
+        actor = episodes_lib.Actor(
+            env,
+            act,
+            policy.tokenizer,
+            policy.decoder,
+            policy.model_config.image_size,
+            config.model.max_prompt_tokens,
+        )
         try:
             result = run_setting(
-                config, policy, act, env, setting, options, out, config.eval.videos_per_setting
+                config, actor, policy.params, setting, options, out, config.eval.videos_per_setting
             )
         finally:
             env.close()

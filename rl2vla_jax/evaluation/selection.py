@@ -7,7 +7,7 @@ import os
 import re
 
 from rl2vla_jax.envs import suites
-from rl2vla_jax.train.hparams import ConfigError
+from rl2vla_jax.validation import ConfigError
 
 
 def select_settings(suite: str, names: str | None) -> list[suites.SuiteEntry]:

@@ -79,16 +79,6 @@ def lora_mask(params: Any) -> Any:
     return jax.tree_util.tree_map_with_path(lambda p, _: _path_names(p)[-1] in (LORA_A, LORA_B), params)
 
 
-def trainable_mask(params: Any, extra_trainable: Callable[[tuple[str, ...]], bool] | None = None) -> Any:
-    """LoRA factors plus whatever `extra_trainable(path_names)` accepts (e.g. the critic)."""
-
-    def is_trainable(path, _):
-        names = _path_names(path)
-        return names[-1] in (LORA_A, LORA_B) or bool(extra_trainable and extra_trainable(names))
-
-    return jax.tree_util.tree_map_with_path(is_trainable, params)
-
-
 def count_params(params: Any, mask: Any | None = None) -> int:
     leaves = jax.tree_util.tree_leaves(params)
     if mask is None:

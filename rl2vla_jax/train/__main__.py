@@ -31,7 +31,8 @@ def main(argv):
     config = _CONFIG.value
     hparams.validate(config)
     workdir = _WORKDIR.value or f"runs/{config.name}"
-    from rl2vla_jax.train import loop, mesh  # heavy imports only after the config is known to be valid
+    from rl2vla_jax import mesh
+    from rl2vla_jax.train import loop  # heavy imports only after the config is known to be valid
 
     if _DISTRIBUTED.value or _COORDINATOR.value:
         mesh.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)

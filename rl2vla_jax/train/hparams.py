@@ -8,20 +8,19 @@ import dataclasses
 
 import ml_collections
 
-ALGORITHMS = ("ppo", "grpo", "grpo_s")
-CRITICS = ("value_head", "entropy_concat", "film_evi")
-DESCRIPTOR_MODES = ("mean", "sum")
-ENV_BACKENDS = ("cpu", "gpu")
-MODEL_PRESETS = ("tiny", "openvla_7b")
-
-
-class ConfigError(ValueError):
-    """A config value that cannot work; its message is one line naming the key and the fix."""
+from rl2vla_jax.validation import (
+    ALGORITHMS,
+    CRITICS,
+    DESCRIPTOR_MODES,
+    ENV_BACKENDS,
+    MODEL_PRESETS,
+    ConfigError,
+    check_choice,
+)
 
 
 def _check_choice(key: str, value, valid) -> None:
-    if value not in valid:
-        raise ConfigError(f"config.{key}={value!r} is not valid; choose one of: {', '.join(map(str, valid))}")
+    check_choice(f"config.{key}", value, valid)
 
 
 def validate(config: ml_collections.ConfigDict) -> None:

@@ -4,8 +4,6 @@ import csv
 import math
 import os
 
-import numpy as np
-
 SUMMARY_COLUMNS = (
     ("iteration", "iter", "{:d}"),
     ("return", "return", "{:.3f}"),
@@ -83,10 +81,3 @@ class RunLogger:
             self.writer.close()
         if self.wandb is not None:
             self.wandb.finish()
-
-
-def write_video(path: str, frames: list[np.ndarray], fps: int = 5) -> None:
-    import imageio.v2 as imageio
-
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    imageio.mimwrite(path, [np.asarray(f, np.uint8) for f in frames], fps=fps, macro_block_size=1)

@@ -8,23 +8,18 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
+from rl2vla_jax import checkpoints
+from rl2vla_jax import mesh as mesh_lib
 from rl2vla_jax.data.norm_stats import select_stats
 from rl2vla_jax.data.prompt import load_tokenizer, tiny_tokenizer
-from rl2vla_jax.envs.actions import MAX_ROTATION, MAX_TRANSLATION
-from rl2vla_jax.train import builders, checkpoints, hparams
-from rl2vla_jax.train import mesh as mesh_lib
-from rl2vla_jax.train import rollout as rollout_lib
+from rl2vla_jax.policy import episodes as episodes_lib
+from rl2vla_jax.policy import loading
+from rl2vla_jax.policy.act import make_act
+from rl2vla_jax.policy.actions import ActionDecoder
+from rl2vla_jax.train import builders, hparams
 from rl2vla_jax.train import update as update_lib
-from rl2vla_jax.train.logging import RunLogger, write_video
-
-# Used when the policy has no dataset statistics (a random init): the policy's [-1, 1] maps
-# onto the controller's full range (metres / radians per step), gripper onto [0, 1].
-FULL_RANGE_KEY = "full_range"
-FULL_RANGE_ACTION_STATS = {
-    "q01": [-MAX_TRANSLATION] * 3 + [-MAX_ROTATION] * 3 + [0.0],
-    "q99": [MAX_TRANSLATION] * 3 + [MAX_ROTATION] * 3 + [1.0],
-    "mask": [True] * 7,
-}
+from rl2vla_jax.train.logging import RunLogger
+from rl2vla_jax.video import write_video
 
 
 def episode_seeds(config, iteration: int, group_size: int) -> list[int]:
@@ -48,7 +43,7 @@ def _start_point(config, hp, model_cfg, critic, workdir, mgr):
             return state, assets, f"resumed from {source} at iteration {int(state.iteration)}"
     if config.init_from:
         params, _, assets = checkpoints.load_policy(config.init_from)
-        params, _ = builders.with_run_lora(config, params, model_cfg)
+        params, _ = checkpoints.with_lora(params, model_cfg, config.adapter, jax.random.PRNGKey(config.seed))
         state = builders.initial_state(config, hp, model_cfg, critic, params)
         return state, assets, f"initialised from {config.init_from}"
     return builders.initial_state(config, hp, model_cfg, critic), {}, "random initialisation"
@@ -56,12 +51,15 @@ def _start_point(config, hp, model_cfg, critic, workdir, mgr):
 
 def train(config, workdir: str) -> dict:
     hp = hparams.rl_hparams(config)
-    model_cfg = builders.model_config(config, checkpoints.load_model_config(config.init_from))
+    model_cfg = loading.model_config(config, checkpoints.load_model_config(config.init_from))
     critic = builders.make_critic(hp, config)
     actor_tx, critic_tx = builders.optimizers(config)
     os.makedirs(workdir, exist_ok=True)
     mgr = checkpoints.manager(os.path.join(workdir, "checkpoints"))
     state, assets, origin = _start_point(config, hp, model_cfg, critic, workdir, mgr)
+    from rl2vla_jax.envs import make_vector_env  # imports the simulator: only when training
+    from rl2vla_jax.envs.actions import FULL_RANGE_ACTION_STATS, FULL_RANGE_KEY
+
     # A random init has no dataset statistics: its [-1, 1] spans the controller's full range.
     norm_stats = assets.get("norm_stats") or {FULL_RANGE_KEY: {"action": FULL_RANGE_ACTION_STATS}}
     tokenizer_path = assets.get("tokenizer") or tiny_tokenizer()
@@ -73,12 +71,12 @@ def train(config, workdir: str) -> dict:
         "config": config.to_json(),
     }
     tokenizer = load_tokenizer(tokenizer_path)
-    decoder = rollout_lib.ActionDecoder(model_cfg, action_stats)
+    decoder = ActionDecoder(model_cfg, action_stats)
 
     mesh = mesh_lib.make_mesh(config.mesh.data, config.mesh.fsdp)
     state_sharding = mesh_lib.param_sharding(mesh, state)
     state = jax.device_put(state, state_sharding)
-    act = jax.jit(functools.partial(update_lib.policy_step, hp, model_cfg, critic))
+    act = make_act(model_cfg, critic if hp.uses_critic else None, hp.descriptor_mode)
     learn = jax.jit(
         functools.partial(
             update_lib.update, hp, model_cfg, critic, actor_tx, critic_tx, config.optim.max_grad_norm
@@ -91,8 +89,6 @@ def train(config, workdir: str) -> dict:
     group_ids = np.arange(config.env.num_envs) // hp.group_size + jax.process_index() * groups_per_process
     rollout_key = jax.random.PRNGKey(config.seed + 1)
 
-    from rl2vla_jax.envs import make_vector_env  # imports the simulator: only when training
-
     env = make_vector_env(
         config.env.setting,
         config.env.num_envs,
@@ -102,7 +98,7 @@ def train(config, workdir: str) -> dict:
         seed=config.seed,
         suite=config.env.suite,
     )
-    actor = rollout_lib.Actor(
+    actor = episodes_lib.Actor(
         env, act, tokenizer, decoder, model_cfg.image_size, config.model.max_prompt_tokens
     )
     logger = RunLogger(workdir, config.train.use_wandb, config, enabled=jax.process_index() == 0)
@@ -124,15 +120,19 @@ def train(config, workdir: str) -> dict:
         )
         for iteration in bar:
             keep_frames = bool(config.train.video_every) and iteration % config.train.video_every == 0
-            rollout, stats, frames = rollout_lib.collect(
+            acting = mesh_lib.local_copy(state)
+            episodes = episodes_lib.run_episodes(
                 actor,
-                mesh_lib.local_copy(state),
+                acting.policy_params,
+                acting.critic,
                 episode_seeds(config, iteration, hp.group_size),
                 jax.random.fold_in(jax.random.fold_in(rollout_key, iteration), jax.process_index()),
                 hp.temperature,
-                group_ids,
-                keep_frames,
+                record=True,
+                keep_videos=1 if keep_frames else 0,
             )
+            rollout, stats = episodes_lib.to_rollout(episodes, group_ids), episodes.stats()
+            frames = episodes.frames[0] if keep_frames else None
             clock = time.perf_counter()
             batch = mesh_lib.global_batch(rollout, mesh_lib.env_axis_sharding(mesh, rollout))
             state, metrics = learn(state, batch)
@@ -140,7 +140,7 @@ def train(config, workdir: str) -> dict:
             stats["time_update"] = time.perf_counter() - clock
             metrics |= stats
             if config.train.eval_every and (iteration + 1) % config.train.eval_every == 0:
-                metrics |= _evaluate(config, actor, state, iteration, group_ids)
+                metrics |= _evaluate(config, actor, state, iteration)
             if frames:
                 write_video(os.path.join(workdir, "videos", f"iteration_{iteration:05d}.mp4"), frames)
             if (iteration + 1) % config.train.log_every == 0:
@@ -164,7 +164,7 @@ def train(config, workdir: str) -> dict:
     return {"rows": logger.rows, "state": state, "compiles": compiles}
 
 
-def _evaluate(config, actor, state, iteration, group_ids) -> dict[str, float]:
+def _evaluate(config, actor, state, iteration) -> dict[str, float]:
     """`train.eval_episodes` episodes (rounded up to whole batches of envs) on the training
     envs at the evaluation temperature (RL4VLA: 0.6), with seeds never used for training.
     The trainer's envs are the ID `train` setting; OOD suites are `python -m rl2vla_jax.eval`."""
@@ -173,15 +173,16 @@ def _evaluate(config, actor, state, iteration, group_ids) -> dict[str, float]:
     results = []
     for r in range(rounds):
         first = 10**9 + ((iteration * rounds + r) * jax.process_count() + jax.process_index()) * num_envs
-        _, stats, _ = rollout_lib.collect(
+        acting = mesh_lib.local_copy(state)
+        episodes = episodes_lib.run_episodes(
             actor,
-            mesh_lib.local_copy(state),
+            acting.policy_params,
+            acting.critic,
             list(range(first, first + num_envs)),
             jax.random.fold_in(jax.random.PRNGKey(10**6 + iteration), r),
             config.rollout.eval_temperature,
-            group_ids,
         )
-        results.append(stats)
+        results.append(episodes.stats())
     return {
         f"eval_{k}": float(np.mean([s[k] for s in results])) for k in ("success", "success_once", "return")
     }

@@ -1,59 +1,31 @@
 """The pure, jit-compiled learning step: advantages, then every epoch, minibatch and
 gradient-accumulation step of PPO (or GRPO) inside one `lax.scan`.
 
-`Rollout` fields are time-major [T, B, ...]; the update flattens them to N = T*B samples.
+`Rollout` (rl2vla_jax/policy/episodes.py) fields are time-major [T, B, ...]; the update
+flattens them to N = T*B samples.
 """
 
-import dataclasses
 import functools
-from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
-from flax import struct
 
-from rl2vla_jax.data.image import DINO_MEAN, DINO_STD, SIGLIP_MEAN, SIGLIP_STD
+from rl2vla_jax.models.trainable import merge
+from rl2vla_jax.policy.episodes import Rollout
+from rl2vla_jax.policy.preprocess import pixel_values
+from rl2vla_jax.policy.sampling import action_logits_and_hidden
 from rl2vla_jax.rl import advantages as adv_lib
 from rl2vla_jax.rl import entropy as ent_lib
 from rl2vla_jax.rl import losses
-from rl2vla_jax.rl import policy as policy_lib
 from rl2vla_jax.train.hparams import RLHparams
-from rl2vla_jax.train.state import TrainState, merge
-
-
-@struct.dataclass
-class Rollout:
-    images: jax.Array  # uint8 [T, B, S, S, 3], already at the model's image size
-    prompt_ids: jax.Array  # int32 [T, B, L], right-padded
-    prompt_mask: jax.Array  # bool [T, B, L]
-    tokens: jax.Array  # int32 [T, B, 7] action bin indices
-    log_probs: jax.Array  # float32 [T, B] summed over tokens at the sampling temperature
-    values: jax.Array  # float32 [T, B] (zeros without a critic)
-    rewards: jax.Array  # float32 [T, B]
-    dones: jax.Array  # float32 [T, B] terminations
-    bootstrap_value: jax.Array  # float32 [B]: V of the state after the last step
-    group_ids: jax.Array  # int32 [B] GRPO groups
-
-    def env_axes(self) -> "Rollout":
-        """Which axis of each field indexes the envs (for splitting a batch over devices)."""
-        flat = {"bootstrap_value", "group_ids"}
-        return Rollout(**{f.name: 0 if f.name in flat else 1 for f in dataclasses.fields(self)})
-
-
-def pixel_values(images: jax.Array) -> jax.Array:
-    """uint8 [..., S, S, 3] -> float32 [..., S, S, 6], OpenVLA's two normalisations.
-    (Resizing happens on the host with PIL, see data/image.py; this is the cheap part.)"""
-    x = images.astype(jnp.float32) / 255.0
-    dino = (x - jnp.asarray(DINO_MEAN)) / jnp.asarray(DINO_STD)
-    siglip = (x - jnp.asarray(SIGLIP_MEAN)) / jnp.asarray(SIGLIP_STD)
-    return jnp.concatenate([dino, siglip], axis=-1)
+from rl2vla_jax.train.state import TrainState
 
 
 def evaluate_actions(hp: RLHparams, model_config, critic: nn.Module, policy_params, critic_params, batch):
     """Score stored actions under the current policy: log-prob, token entropies, value."""
-    logits, hidden = policy_lib.action_logits_and_hidden(
+    logits, hidden = action_logits_and_hidden(
         policy_params,
         model_config,
         pixel_values(batch["images"]),
@@ -186,34 +158,3 @@ def update(
         rng=rng,
     )
     return new_state, metrics
-
-
-def policy_step(
-    hp: RLHparams,
-    model_config,
-    critic: nn.Module,
-    state: TrainState,
-    images,
-    prompt_ids,
-    prompt_mask,
-    rng,
-    temperature,
-) -> dict[str, Any]:
-    """Act in a batch of envs: sample 7 tokens, score them, value the state (jit with the
-    first three arguments bound)."""
-    pixels = pixel_values(images)
-    out = policy_lib.sample_actions(
-        state.policy_params, model_config, pixels, prompt_ids, prompt_mask, rng, temperature
-    )
-    descriptor = ent_lib.entropy_descriptor(out["entropies"], hp.descriptor_mode, True)
-    if hp.uses_critic:
-        value = critic.apply({"params": state.critic}, out["hidden"], descriptor)
-    else:
-        value = jnp.zeros(descriptor.shape, jnp.float32)
-    return {
-        "tokens": out["tokens"],
-        "log_prob": jnp.sum(out["log_probs"], axis=-1),
-        "entropy": jnp.mean(out["entropies"], axis=-1),
-        "descriptor": descriptor,
-        "value": value,
-    }

@@ -34,7 +34,9 @@ def run_cli(module: str, *args: str) -> subprocess.CompletedProcess:
 
 def convert_cli(hf_dir: str, out: str, *extra: str) -> str:
     """Convert an HF checkpoint to float32 with the CLI; returns `out`."""
-    result = run_cli("rl2vla_jax.convert_openvla", f"--hf_dir={hf_dir}", f"--out={out}", "--dtype=float32", *extra)
+    result = run_cli(
+        "rl2vla_jax.convert_openvla", f"--hf_dir={hf_dir}", f"--out={out}", "--dtype=float32", *extra
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return out
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
+from rl2vla_jax.checkpoints import load_checkpoint
 from rl2vla_jax.convert import peft_adapter
-from rl2vla_jax.convert.checkpoint import load_checkpoint
 from rl2vla_jax.convert.safetensors_io import SafetensorsFile, save_numpy
 
 pytestmark = pytest.mark.torch
@@ -149,7 +149,7 @@ def test_config_reading_uses_llama_and_timm_defaults():
 def test_bfloat16_checkpoint_converts_exactly(tiny_reference, tmp_path):
     torch = pytest.importorskip("torch")
     from rl2vla_jax.convert import torch_reference as ref
-    from rl2vla_jax.rl import policy
+    from rl2vla_jax.policy import sampling
 
     model = copy.deepcopy(tiny_reference.model).to(torch.bfloat16)
     hf_config = copy.deepcopy(tiny_reference.hf_config)
@@ -178,5 +178,5 @@ def test_bfloat16_checkpoint_converts_exactly(tiny_reference, tmp_path):
     )
     pixels = np.random.default_rng(0).normal(size=(2, 28, 28, 6)).astype(np.float32)
     ids = np.array([[1, 280, 350, 287, 290], [1, 280, 350, 0, 0]], np.int32)
-    out = policy.sample_actions(params, cfg, pixels, ids, ids > 0, jax.random.key(0), 1.0)
+    out = sampling.sample_actions(params, cfg, pixels, ids, ids > 0, jax.random.key(0), 1.0)
     assert out["tokens"].shape == (2, 7) and np.isfinite(np.asarray(out["log_probs"])).all()

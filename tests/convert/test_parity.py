@@ -13,12 +13,12 @@ import pytest
 from conftest import run_cli
 from PIL import Image
 
-from rl2vla_jax.convert.checkpoint import load_checkpoint
-from rl2vla_jax.data import image, prompt
+from rl2vla_jax.checkpoints import load_checkpoint
+from rl2vla_jax.data import prompt
 from rl2vla_jax.data.action_tokenizer import ActionTokenizer
 from rl2vla_jax.data.norm_stats import unnormalize
 from rl2vla_jax.models.openvla import OpenVLA
-from rl2vla_jax.rl import policy
+from rl2vla_jax.policy import preprocess, sampling
 
 pytestmark = pytest.mark.torch
 torch = pytest.importorskip("torch")
@@ -35,7 +35,7 @@ INSTRUCTIONS = [
 def inputs():
     rng = np.random.default_rng(3)
     raw = rng.integers(0, 256, size=(len(INSTRUCTIONS), 45, 61, 3), dtype=np.uint8)
-    pixels = image.preprocess_images(list(raw), 28)
+    pixels = preprocess.preprocess_images(list(raw), 28)
     tokenizer = prompt.load_tokenizer(prompt.tiny_tokenizer())
     ids, mask = prompt.encode_prompts(tokenizer, INSTRUCTIONS)
     return raw, pixels, ids, mask
@@ -85,7 +85,7 @@ def test_greedy_tokens_identical_batched(tiny_reference, converted, inputs):
     _, pixels, ids, mask = inputs
     params, cfg, _ = load_checkpoint(converted)
     ref_tokens, ref_logits = greedy_reference(tiny_reference.model, cfg, pixels, ids, mask)
-    out = policy.sample_actions(params, cfg, pixels, ids, mask, jax.random.key(0), 0.0)
+    out = sampling.sample_actions(params, cfg, pixels, ids, mask, jax.random.key(0), 0.0)
     np.testing.assert_array_equal(out["token_ids"], ref_tokens)
     np.testing.assert_allclose(out["logits"], ref_logits, atol=ATOL, rtol=0)
 
@@ -107,7 +107,7 @@ def test_lora_adapter_logits_match_peft(tiny_reference, converted_lora, inputs):
     logits = jax.jit(OpenVLA(cfg).apply)({"params": params}, pixels[b : b + 1], ids[b : b + 1, :n])
     np.testing.assert_allclose(logits, ref_logits.numpy(), atol=ATOL, rtol=0)
     ref_tokens, _ = greedy_reference(tiny_reference.peft_model, cfg, pixels, ids, mask)
-    out = policy.sample_actions(params, cfg, pixels, ids, mask, jax.random.key(0), 0.0)
+    out = sampling.sample_actions(params, cfg, pixels, ids, mask, jax.random.key(0), 0.0)
     np.testing.assert_array_equal(out["token_ids"], ref_tokens)
 
 

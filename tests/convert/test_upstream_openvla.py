@@ -22,10 +22,11 @@ import pytest
 from conftest import NORM_STATS, convert_cli, run_cli
 from PIL import Image
 
+from rl2vla_jax.checkpoints import load_checkpoint
 from rl2vla_jax.convert import peft_adapter
-from rl2vla_jax.convert.checkpoint import load_checkpoint
 from rl2vla_jax.convert.safetensors_io import SafetensorsFile
-from rl2vla_jax.data import image, prompt
+from rl2vla_jax.data import prompt
+from rl2vla_jax.policy import preprocess
 
 pytestmark = pytest.mark.torch
 
@@ -137,7 +138,7 @@ def test_our_inputs_equal_upstream_processor(upstream):
     tokenizer = prompt.load_tokenizer(upstream.tokenizer)
     for path, instruction, ref in zip(upstream.images, INSTRUCTIONS, upstream.predictions[False]):
         assert prompt.encode_prompt(tokenizer, instruction) == ref["input_ids"]
-        pixels = image.preprocess_images([Image.open(path)], 28)[0]
+        pixels = preprocess.preprocess_images([Image.open(path)], 28)[0]
         np.testing.assert_allclose(
             pixels.transpose(2, 0, 1), np.asarray(ref["pixel_values"]), atol=1e-6, rtol=0
         )
@@ -204,14 +205,14 @@ def test_exported_adapter_is_upstreams_and_runs_upstream(upstream, tmp_path):
 def test_lora_at_7b_counts_as_upstream(tmp_path):
     """Upstream's 7B model + OpenVLA's LoRA config (meta device) against ours (abstract shapes)."""
     from rl2vla_jax.models import config as config_lib
+    from rl2vla_jax.models import init as model_init
     from rl2vla_jax.models import lora as lora_lib
-    from rl2vla_jax.rl import policy
 
     out = str(tmp_path / "count.json")
     run_upstream("lora-count-7b", f"--out={out}")
     with open(out) as f:
         upstream = json.load(f)
-    shapes = policy.param_shapes(config_lib.openvla_7b())
+    shapes = model_init.param_shapes(config_lib.openvla_7b())
     ours = lora_lib.count_params(shapes, lora_lib.lora_mask(shapes))
     # Each tower's last block (DINOv2 24 blocks, SigLIP 27) and SigLIP's MAP head: never run.
     never_run_regex = r"vision_backbone\.(featurizer\.blocks\.23|fused_featurizer\.(blocks\.26|attn_pool))\."

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rl2vla_jax.data import action_tokenizer, image, norm_stats, prompt
+from rl2vla_jax.data import action_tokenizer, norm_stats, prompt
 from rl2vla_jax.models import config as config_lib
+from rl2vla_jax.policy import preprocess
 
 
 def test_action_tokenizer_matches_openvla_ids_at_7b():
@@ -59,14 +60,14 @@ def test_unnormalize_masks_and_selects_key(tmp_path):
 def test_image_preprocessing_is_pil_bicubic_then_two_normalisations():
     rng = np.random.default_rng(0)
     raw = rng.integers(0, 256, size=(37, 53, 3), dtype=np.uint8)
-    out = image.preprocess_image(raw, 28)
+    out = preprocess.preprocess_images([raw], 28)[0]
     assert out.shape == (28, 28, 6) and out.dtype == np.float32
     resized = np.asarray(Image.fromarray(raw).resize((28, 28), Image.BICUBIC), np.float32) / 255
     np.testing.assert_allclose(
         out[..., :3], (resized - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225], atol=1e-6
     )
     np.testing.assert_allclose(out[..., 3:], resized * 2 - 1, atol=1e-6)
-    batch = image.preprocess_images([raw, Image.fromarray(raw).convert("RGBA")], 28)
+    batch = preprocess.preprocess_images([raw, Image.fromarray(raw).convert("RGBA")], 28)
     np.testing.assert_array_equal(batch[0], batch[1])
 
 

@@ -7,11 +7,12 @@ import pytest
 
 from rl2vla_jax.data import prompt
 from rl2vla_jax.models import config as config_lib
+from rl2vla_jax.models import init as model_init
 from rl2vla_jax.models import lora as lora_lib
-from rl2vla_jax.rl import policy
+from rl2vla_jax.policy import sampling
 
 # One compiled program per shape/config, shared by the tests (compiles dominate run time).
-score = jax.jit(policy.action_logits_and_hidden, static_argnums=1)
+score = jax.jit(sampling.action_logits_and_hidden, static_argnums=1)
 INSTRUCTIONS = ["put the carrot on the plate", "Stack the red block in the basket quickly", "push the cup"]
 
 
@@ -30,7 +31,7 @@ def randomise_lora_b(params, seed=1, std=0.3):
 @pytest.fixture(scope="module")
 def setup():
     cfg = config_lib.tiny()
-    params = randomise_lora_b(policy.init_params(cfg, jax.random.key(0)))
+    params = randomise_lora_b(model_init.init_params(cfg, jax.random.key(0)))
     tokenizer = prompt.load_tokenizer(prompt.tiny_tokenizer())
     ids, mask = prompt.encode_prompts(tokenizer, INSTRUCTIONS, max_len=40)
     rng = np.random.default_rng(0)
@@ -45,7 +46,7 @@ def test_prompts_differ_in_length(setup):
 
 def test_cached_decode_matches_teacher_forced_forward(setup):
     cfg, params, pixels, ids, mask = setup
-    out = policy.sample_actions(params, cfg, pixels, ids, mask, jax.random.key(3), 1.0)
+    out = sampling.sample_actions(params, cfg, pixels, ids, mask, jax.random.key(3), 1.0)
     logits, hidden = score(params, cfg, pixels, ids, mask, out["tokens"])
     # |logits| reach ~15 with the random LM-head LoRA: float32 reduction-order noise ~2e-6 relative.
     np.testing.assert_allclose(out["logits"], logits, atol=5e-5, rtol=1e-5)
@@ -64,7 +65,7 @@ def test_teacher_forced_matches_full_vocab_forward(setup):
     cfg, params, pixels, ids, mask = setup
     tokens = jax.random.randint(jax.random.key(5), (3, 7), 0, 256)
     logits, _ = score(params, cfg, pixels, ids, mask, tokens)
-    model = policy.OpenVLA(cfg)
+    model = sampling.OpenVLA(cfg)
     for b in [1]:  # the longest prompt; test_batched_equals_one_by_one covers the others
         n = int(mask[b].sum())
         seq = jnp.concatenate([ids[b, :n], tokens[b] + cfg.action_token_begin])[None]
@@ -76,11 +77,11 @@ def test_teacher_forced_matches_full_vocab_forward(setup):
 
 def test_batched_equals_one_by_one(setup):
     cfg, params, pixels, ids, mask = setup
-    batched = policy.sample_actions(params, cfg, pixels, ids, mask, jax.random.key(0), 0.0)
+    batched = sampling.sample_actions(params, cfg, pixels, ids, mask, jax.random.key(0), 0.0)
     for b in range(3):
         # Row 0 alone and unpadded; rows 1, 2 alone but padded (one compile for both).
         n = int(mask[b].sum()) if b == 0 else ids.shape[1]
-        single = policy.sample_actions(
+        single = sampling.sample_actions(
             params, cfg, pixels[b : b + 1], ids[b : b + 1, :n], mask[b : b + 1, :n], jax.random.key(0), 0.0
         )
         np.testing.assert_array_equal(single["tokens"][0], batched["tokens"][b])
@@ -89,15 +90,15 @@ def test_batched_equals_one_by_one(setup):
 
 def test_greedy_is_argmax_and_sampling_varies(setup):
     cfg, params, pixels, ids, mask = setup
-    greedy = policy.sample_actions(params, cfg, pixels, ids, mask, jax.random.key(0), 0.0)
+    greedy = sampling.sample_actions(params, cfg, pixels, ids, mask, jax.random.key(0), 0.0)
     np.testing.assert_array_equal(greedy["tokens"], jnp.argmax(greedy["logits"], -1))
     hot = [
-        policy.sample_actions(params, cfg, pixels, ids, mask, jax.random.key(s), 5.0)["tokens"]
+        sampling.sample_actions(params, cfg, pixels, ids, mask, jax.random.key(s), 5.0)["tokens"]
         for s in (1, 2)
     ]
     assert not np.array_equal(hot[0], hot[1])
     # log-probs are taken at the sampling temperature.
-    out = policy.sample_actions(params, cfg, pixels, ids, mask, jax.random.key(1), 5.0)
+    out = sampling.sample_actions(params, cfg, pixels, ids, mask, jax.random.key(1), 5.0)
     log_p = jax.nn.log_softmax(out["logits"] / 5.0, -1)
     expected = jnp.take_along_axis(log_p, out["tokens"][..., None], -1)[..., 0]
     np.testing.assert_allclose(out["log_probs"], expected, atol=2e-5)
@@ -105,11 +106,11 @@ def test_greedy_is_argmax_and_sampling_varies(setup):
 
 def test_one_compile_per_shape(setup):
     cfg, params, pixels, ids, mask = setup
-    policy.sample_actions(params, cfg, pixels, ids, mask, jax.random.key(0), 1.0)
-    before = policy._sample_actions._cache_size()
+    sampling.sample_actions(params, cfg, pixels, ids, mask, jax.random.key(0), 1.0)
+    before = sampling._sample_actions._cache_size()
     for seed, temperature in [(1, 0.0), (2, 0.6), (3, 1.0)]:
-        policy.sample_actions(params, cfg, pixels, ids, mask, jax.random.key(seed), temperature)
-    assert policy._sample_actions._cache_size() == before
+        sampling.sample_actions(params, cfg, pixels, ids, mask, jax.random.key(seed), temperature)
+    assert sampling._sample_actions._cache_size() == before
 
 
 def test_merge_lora_matches_adapted_model(setup):
@@ -126,8 +127,8 @@ def test_merge_lora_matches_adapted_model(setup):
 
 def test_fresh_lora_is_identity_and_mask_selects_factors():
     cfg = config_lib.tiny()
-    params = policy.init_params(cfg, jax.random.key(1))
-    mask = policy.trainable_mask(params)
+    params = model_init.init_params(cfg, jax.random.key(1))
+    mask = lora_lib.lora_mask(params)
     names = {
         "/".join(getattr(k, "key", str(k)) for k in path)
         for path, m in jax.tree_util.tree_flatten_with_path(mask)[0]
@@ -180,7 +181,7 @@ def test_remat_and_bf16_configs_run(setup):
 def test_add_lora_to_a_base_checkpoint_keeps_outputs(setup):
     cfg, params, pixels, ids, mask = setup
     base_cfg, base = cfg.replace(lora=None), lora_lib.strip_lora(params)
-    adapted, adapted_cfg = policy.add_lora(
+    adapted, adapted_cfg = model_init.add_lora(
         base, base_cfg, config_lib.LoraConfig(rank=2, alpha=3.0), jax.random.key(4)
     )
     assert adapted["llm"]["layers"]["mlp"]["up_proj"]["lora_a"].shape == (3, 40, 2)
@@ -193,7 +194,7 @@ def test_add_lora_to_a_base_checkpoint_keeps_outputs(setup):
 
 def test_openvla_7b_parameter_counts():
     """The 7B preset has upstream's sizes (abstract shapes only: nothing is allocated)."""
-    shapes = policy.param_shapes(config_lib.openvla_7b())
+    shapes = model_init.param_shapes(config_lib.openvla_7b())
     total = lora_lib.count_params(shapes)
     lora = lora_lib.count_params(shapes, lora_lib.lora_mask(shapes))
     # The checkpoint's 7,541,237,184 = these 7,498,156,704 + 43,080,480 the forward never runs

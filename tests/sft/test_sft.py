@@ -6,14 +6,19 @@ import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
 from configs import film_evi, sft
+from rl2vla_jax import checkpoints
 from rl2vla_jax.data import demos
 from rl2vla_jax.data.prompt import tiny_tokenizer
-from rl2vla_jax.train import builders, checkpoints, hparams, sft_data, sft_loop
-from rl2vla_jax.train.state import flatten
+from rl2vla_jax.models.trainable import flatten
+from rl2vla_jax.policy import loading
+from rl2vla_jax.sft import data as sft_data
+from rl2vla_jax.sft import loop as sft_loop
+from rl2vla_jax.train import builders, hparams
 
 
 def _config(data_dir, **sft_changes):
@@ -90,9 +95,9 @@ def test_sft_learns_checkpoints_and_feeds_the_rl_trainer(synthetic_demos, tmp_pa
     rl_config = film_evi.get_config()
     rl_config.init_from = ckpt
     hp = hparams.rl_hparams(rl_config)
-    rl_model_cfg = builders.model_config(rl_config, checkpoints.load_model_config(ckpt))
+    rl_model_cfg = loading.model_config(rl_config, checkpoints.load_model_config(ckpt))
     assert rl_model_cfg.lora == model_cfg.lora
-    rl_params, _ = builders.with_run_lora(rl_config, params, rl_model_cfg)
+    rl_params, _ = checkpoints.with_lora(params, rl_model_cfg, rl_config.adapter, jax.random.PRNGKey(0))
     state = builders.initial_state(
         rl_config, hp, rl_model_cfg, builders.make_critic(hp, rl_config), rl_params
     )

@@ -14,7 +14,7 @@ import numpy as np
 
 
 def random_rollout(seed, model_cfg, horizon=4, num_envs=4, prompt_len=11):
-    from rl2vla_jax.train.update import Rollout
+    from rl2vla_jax.policy.episodes import Rollout
 
     rng = np.random.default_rng(seed)
     size = model_cfg.image_size
@@ -36,8 +36,9 @@ def main(num_processes: int, process_id: int, port: int, out: str) -> None:
     import functools
 
     from configs import film_evi
+    from rl2vla_jax import mesh as mesh_lib
+    from rl2vla_jax.policy import loading
     from rl2vla_jax.train import builders, hparams
-    from rl2vla_jax.train import mesh as mesh_lib
     from rl2vla_jax.train import update as update_lib
 
     if num_processes > 1:
@@ -46,7 +47,7 @@ def main(num_processes: int, process_id: int, port: int, out: str) -> None:
     config.env.num_envs, config.env.max_episode_steps = 4, 4
     config.ppo.minibatch_size, config.ppo.grad_accum_steps = 4, 2
     hp = hparams.rl_hparams(config)
-    model_cfg = builders.model_config(config)
+    model_cfg = loading.model_config(config)
     critic = builders.make_critic(hp, config)
     actor_tx, critic_tx = builders.optimizers(config)
     mesh = mesh_lib.make_mesh(data=-1, fsdp=1)

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from configs import film_evi
+from rl2vla_jax import mesh as mesh_lib
+from rl2vla_jax.policy import loading
+from rl2vla_jax.policy.episodes import Rollout
 from rl2vla_jax.train import builders, hparams, loop
-from rl2vla_jax.train import mesh as mesh_lib
 from rl2vla_jax.train import update as update_lib
 
 
@@ -55,7 +57,7 @@ def test_train_end_to_end_then_resume_replays_identical_metrics(tmp_path):
 def _random_rollout(key, model_cfg, horizon=4, num_envs=4, prompt_len=11):
     keys = jax.random.split(key, 8)
     size = model_cfg.image_size
-    return update_lib.Rollout(
+    return Rollout(
         images=jax.random.randint(keys[0], (horizon, num_envs, size, size, 3), 0, 256).astype(np.uint8),
         prompt_ids=jax.random.randint(keys[1], (horizon, num_envs, prompt_len), 3, 300),
         prompt_mask=np.broadcast_to(np.arange(prompt_len) < 8, (horizon, num_envs, prompt_len)),
@@ -76,7 +78,7 @@ def test_two_devices_give_the_same_losses_as_one():
     config.env.num_envs, config.env.max_episode_steps = 4, 4
     config.ppo.minibatch_size, config.ppo.grad_accum_steps = 4, 2
     hp = hparams.rl_hparams(config)
-    model_cfg = builders.model_config(config)
+    model_cfg = loading.model_config(config)
     critic = builders.make_critic(hp, config)
     actor_tx, critic_tx = builders.optimizers(config)
     rollouts = [_random_rollout(jax.random.PRNGKey(i), model_cfg) for i in range(2)]

@@ -8,7 +8,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from rl2vla_jax import cli
-from rl2vla_jax.train import hparams
+from rl2vla_jax.validation import MODEL_PRESETS, ConfigError, check_choice
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "SFT config file[:presets].", lock_config=True)
 _WORKDIR = flags.DEFINE_string(
@@ -19,14 +19,14 @@ flags.mark_flags_as_required(["config"])
 
 def main(argv):
     if len(argv) > 1:
-        raise hparams.ConfigError(f"unexpected arguments {argv[1:]}; pass options as --flag=value")
+        raise ConfigError(f"unexpected arguments {argv[1:]}; pass options as --flag=value")
     config = _CONFIG.value
     if "sft" not in config:
-        raise hparams.ConfigError("the config has no `sft` section; use configs/sft.py")
-    hparams._check_choice("model.preset", config.model.preset, hparams.MODEL_PRESETS)
-    from rl2vla_jax.train import sft_loop  # heavy imports only after the config is known to be valid
+        raise ConfigError("the config has no `sft` section; use configs/sft.py")
+    check_choice("config.model.preset", config.model.preset, MODEL_PRESETS)
+    from rl2vla_jax.sft import loop  # heavy imports only after the config is known to be valid
 
-    sft_loop.train(config, _WORKDIR.value or f"runs/{config.name}")
+    loop.train(config, _WORKDIR.value or f"runs/{config.name}")
 
 
 if __name__ == "__main__":

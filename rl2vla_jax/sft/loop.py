@@ -20,15 +20,18 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from rl2vla_jax.convert.checkpoint import write_checkpoint
+from rl2vla_jax import checkpoints
+from rl2vla_jax import mesh as mesh_lib
+from rl2vla_jax.checkpoints import write_checkpoint
 from rl2vla_jax.data import demos
 from rl2vla_jax.data.norm_stats import select_stats
 from rl2vla_jax.data.prompt import load_tokenizer, tiny_tokenizer
-from rl2vla_jax.rl import policy as policy_lib
-from rl2vla_jax.train import builders, checkpoints, sft_data, sft_step
-from rl2vla_jax.train import mesh as mesh_lib
-from rl2vla_jax.train import state as state_lib
-from rl2vla_jax.train.hparams import ConfigError
+from rl2vla_jax.models.init import init_params
+from rl2vla_jax.models.trainable import split_trainable
+from rl2vla_jax.policy import loading
+from rl2vla_jax.sft import data as sft_data
+from rl2vla_jax.sft import step as sft_step
+from rl2vla_jax.validation import ConfigError
 
 KEEP_CHECKPOINTS = 3
 
@@ -76,9 +79,9 @@ def _initial_params(config, model_cfg, workdir_ckpts):
         return params, assets, steps[-1], f"resumed from {workdir_ckpts}/{steps[-1]}"
     if config.init_from:
         params, _, assets = checkpoints.load_policy(config.init_from)
-        params, _ = builders.with_run_lora(config, params, model_cfg)
+        params, _ = checkpoints.with_lora(params, model_cfg, config.adapter, jax.random.PRNGKey(config.seed))
         return params, assets, 0, f"initialised from {config.init_from}"
-    params = policy_lib.init_params(model_cfg, jax.random.PRNGKey(config.seed))
+    params = init_params(model_cfg, jax.random.PRNGKey(config.seed))
     return params, {}, 0, "random initialisation"
 
 
@@ -102,7 +105,7 @@ def train(config, workdir: str) -> dict:
     validate(config)
     os.makedirs(workdir, exist_ok=True)
     ckpt_dir = os.path.join(workdir, "checkpoints")
-    model_cfg = builders.model_config(config, checkpoints.load_model_config(config.init_from))
+    model_cfg = loading.model_config(config, checkpoints.load_model_config(config.init_from))
     params, init_assets, start, origin = _initial_params(config, model_cfg, ckpt_dir)
     tokenizer_path = init_assets.get("tokenizer") or tiny_tokenizer()
     tokenizer_dir = os.path.join(workdir, "tokenizer")  # write_checkpoint copies DIR/tokenizer.model
@@ -151,9 +154,7 @@ def train(config, workdir: str) -> dict:
     tx = sft_step.make_optimizer(
         config.sft.learning_rate, config.optim.weight_decay, config.optim.max_grad_norm
     )
-    trainable, frozen = state_lib.split_trainable(
-        params, (".*",) if config.sft.train_all_params else config.trainable
-    )
+    trainable, frozen = split_trainable(params, (".*",) if config.sft.train_all_params else config.trainable)
     state = sft_step.create_state(trainable, frozen, tx).replace(step=np.int32(start))
     state_sharding = mesh_lib.param_sharding(mesh, state)
     state = jax.device_put(state, state_sharding)

@@ -26,6 +26,7 @@ from rl2vla_jax.data import demos
 from rl2vla_jax.data.action_tokenizer import ActionTokenizer
 from rl2vla_jax.data.norm_stats import normalize
 from rl2vla_jax.data.prompt import encode_prompts, load_tokenizer
+from rl2vla_jax.policy.preprocess import resize_image
 
 # OpenVLA's `image_aug` (in its RLDS pipeline order): random resized crop keeping 90% of the
 # area at aspect 1, brightness +-0.2, contrast and saturation x[0.8, 1.2], hue +-0.05.
@@ -50,12 +51,6 @@ def augment_image(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     hsv = np.asarray(pil.convert("HSV")).copy()
     hsv[..., 0] = (hsv[..., 0].astype(np.int32) + round(rng.uniform(-HUE, HUE) * 256)) % 256
     return np.asarray(Image.fromarray(hsv, "HSV").convert("RGB"))
-
-
-def resize(image: np.ndarray, size: int) -> np.ndarray:
-    if image.shape[0] == size and image.shape[1] == size:
-        return image
-    return np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BICUBIC))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,7 +92,7 @@ class StepToExample:
             image = augment_image(image, rng)
         ids, mask = self.prompt(record["instruction"])
         return {
-            "images": resize(image, self.image_size),
+            "images": resize_image(image, self.image_size),
             "prompt_ids": ids,
             "prompt_mask": mask,
             "tokens": self.action_bins(record["action"]),

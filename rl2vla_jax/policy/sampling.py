@@ -15,98 +15,12 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from rl2vla_jax.models import lora as lora_lib
-from rl2vla_jax.models.config import LoraConfig, OpenVLAConfig
+from rl2vla_jax.models.config import OpenVLAConfig
 from rl2vla_jax.models.openvla import OpenVLA
 from rl2vla_jax.rl.entropy import token_entropy, token_log_probs
 
 Params = Any
-
-
-def param_shapes(model_config: OpenVLAConfig) -> Params:
-    """The parameter tree as `jax.ShapeDtypeStruct`s: nothing is computed or allocated."""
-    size = model_config.image_size
-    pixel_values = jnp.zeros((1, size, size, 6), jnp.float32)
-    ids = jnp.ones((1, 3), jnp.int32)
-    return jax.eval_shape(lambda r: OpenVLA(model_config).init(r, pixel_values, ids)["params"], jax.random.key(0))
-
-
-def init_params(model_config: OpenVLAConfig, rng: jax.Array) -> Params:
-    """Randomly initialised parameters (base + LoRA factors when `model_config.lora` is set).
-
-    The tree's structure comes from `jax.eval_shape(model.init)`; values are drawn on the host
-    with numpy (compiling the threefry-based Flax initialisers costs ~30 s on a small CPU):
-    kernels ~ N(0, 1/fan_in), embeddings/tokens/pos_embed ~ N(0, 0.02^2), lm_head ~ N(0, 1/d),
-    norms 1, biases 0, LayerScale 1e-5, LoRA A ~ N(0, (1/r)^2), B = 0.
-    """
-    shapes = param_shapes(model_config)
-    seed = int(jax.random.randint(rng, (), 0, 2**31 - 1))
-    generator = np.random.default_rng(seed)
-    rank = model_config.lora.rank if model_config.lora else 1
-
-    def draw(path, leaf):
-        names = [getattr(k, "key", str(k)) for k in path]
-        name, shape = names[-1], leaf.shape
-        if name == lora_lib.LORA_B or name == "bias":
-            value = np.zeros(shape)
-        elif name == lora_lib.LORA_A:
-            value = generator.normal(0.0, 1.0 / rank, shape)
-        elif name in ("weight", "scale") and names[-2].startswith("ls"):
-            value = np.full(shape, 1e-5)
-        elif name in ("weight", "scale"):
-            value = np.ones(shape)
-        elif name == "kernel" and names[-2] == "lm_head":
-            # Unit-scale logits. At 0.02 a small model's logits are ~0.1 and, the final norm
-            # bounding |h|, LoRA could never sharpen them: RL from scratch would stay uniform.
-            value = generator.normal(0.0, shape[0] ** -0.5, shape)
-        elif name == "kernel":
-            fan_in = (
-                int(np.prod(shape[-4:-1])) if len(shape) >= 4 and names[-2] == "patch_embed" else shape[-2]
-            )
-            value = generator.normal(0.0, fan_in**-0.5, shape)
-        else:  # embeddings, cls/reg tokens, pos_embed
-            value = generator.normal(0.0, 0.02, shape)
-        return jnp.asarray(value, leaf.dtype)
-
-    return jax.tree_util.tree_map_with_path(draw, shapes)
-
-
-def add_lora(params: Params, model_config: OpenVLAConfig, lora: LoraConfig, rng: jax.Array):
-    """Base params (e.g. from `load_checkpoint`) -> (params with fresh LoRA factors, config).
-
-    A ~ N(0, (1/r)^2), B = 0, so the adapted model starts equal to the base model. Factors
-    already present (an imported adapter) are kept.
-    """
-    cfg = model_config.replace(lora=lora)
-    size = cfg.image_size
-    shapes = jax.eval_shape(
-        lambda r: OpenVLA(cfg).init(r, jnp.zeros((1, size, size, 6)), jnp.ones((1, 3), jnp.int32))["params"],
-        rng,
-    )
-    generator = np.random.default_rng(int(jax.random.randint(rng, (), 0, 2**31 - 1)))
-
-    def fill(path, leaf):
-        node = params
-        try:
-            for key in path:
-                node = node[key.key]
-            return node
-        except KeyError:
-            name = path[-1].key
-            if name == lora_lib.LORA_A:
-                return jnp.asarray(generator.normal(0.0, 1.0 / lora.rank, leaf.shape), leaf.dtype)
-            if name == lora_lib.LORA_B:
-                return jnp.zeros(leaf.shape, leaf.dtype)
-            raise
-
-    return jax.tree_util.tree_map_with_path(fill, shapes), cfg
-
-
-def trainable_mask(params: Params) -> Params:
-    """True at LoRA factors only (the trainer adds its critic's parameters)."""
-    return lora_lib.lora_mask(params)
 
 
 def _apply(params, model_config, *args, method):
@@ -195,6 +109,30 @@ def sample_actions(
     return _sample_actions(params, model_config, pixel_values, prompt_ids, prompt_mask, rng, temperature)
 
 
+def teacher_forced_hidden(
+    params: Params,
+    model_config: OpenVLAConfig,
+    pixel_values: jax.Array,
+    prompt_ids: jax.Array,
+    prompt_mask: jax.Array,
+    target_ids: jax.Array,
+) -> jax.Array:
+    """One differentiable forward with `target_ids` [B, K] (vocab ids) placed right after each
+    row's prompt. Returns the final-normed hidden states [B, K, D] at sequence indices q_b + j,
+    the positions whose logits predict target j (so [:, 0] is the state at the last prompt
+    token, what the critic reads)."""
+    cfg = model_config
+    lengths = jnp.sum(prompt_mask.astype(jnp.int32), axis=-1)
+    target_ids = target_ids.astype(jnp.int32)
+    padded = jnp.concatenate([prompt_ids.astype(jnp.int32), jnp.zeros_like(target_ids)], axis=1)
+    ids = jax.vmap(lambda row, new, n: jax.lax.dynamic_update_slice(row, new, (n,)))(
+        padded, target_ids, lengths
+    )
+    hidden_seq, _ = _apply(params, cfg, pixel_values, ids, None, method=OpenVLA.hidden_states)
+    positions = _last_prompt_index(cfg, prompt_mask)[:, None] + jnp.arange(target_ids.shape[1])
+    return jnp.take_along_axis(hidden_seq, positions[:, :, None], axis=1)
+
+
 def action_logits_and_hidden(
     params: Params,
     model_config: OpenVLAConfig,
@@ -203,22 +141,10 @@ def action_logits_and_hidden(
     prompt_mask: jax.Array,
     action_tokens: jax.Array,
 ) -> tuple[jax.Array, jax.Array]:
-    """Teacher-forced scoring of given actions, one differentiable forward.
-
-    The 7 action tokens (bin indices [B, 7]) are placed right after each row's prompt; the
-    logits at sequence index q_b + j predict token j. Returns (logits [B, 7, 256] float32 over
-    the action bins, hidden [B, D] at the last prompt position q_b).
-    """
-    cfg = model_config
-    num_tokens = action_tokens.shape[-1]
-    lengths = jnp.sum(prompt_mask.astype(jnp.int32), axis=-1)
-    action_ids = action_tokens.astype(jnp.int32) + cfg.action_token_begin
-    padded = jnp.concatenate([prompt_ids.astype(jnp.int32), jnp.zeros_like(action_ids)], axis=1)
-    ids = jax.vmap(lambda row, acts, n: jax.lax.dynamic_update_slice(row, acts, (n,)))(
-        padded, action_ids, lengths
-    )
-    hidden_seq, _ = _apply(params, cfg, pixel_values, ids, None, method=OpenVLA.hidden_states)
-    positions = _last_prompt_index(cfg, prompt_mask)[:, None] + jnp.arange(num_tokens)
-    hidden = jnp.take_along_axis(hidden_seq, positions[:, :, None], axis=1)  # [B, 7, D]
-    logits = _apply(params, cfg, hidden, method=OpenVLA.action_logits)
+    """Teacher-forced scoring of given actions (bin indices [B, 7]), one differentiable forward.
+    Returns (logits [B, 7, 256] float32 over the action bins, hidden [B, D] at the last prompt
+    position q_b)."""
+    action_ids = action_tokens.astype(jnp.int32) + model_config.action_token_begin
+    hidden = teacher_forced_hidden(params, model_config, pixel_values, prompt_ids, prompt_mask, action_ids)
+    logits = _apply(params, model_config, hidden, method=OpenVLA.action_logits)
     return logits, hidden[:, 0]

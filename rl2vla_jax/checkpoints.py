@@ -11,14 +11,17 @@ killed mid-save leaves the previous checkpoint intact and no half-written one.
 
 import json
 import os
+import shutil
+import tempfile
 from typing import Any
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
 
-from rl2vla_jax.convert.checkpoint import load_checkpoint
 from rl2vla_jax.models.config import OpenVLAConfig
-from rl2vla_jax.train import state as state_lib
+from rl2vla_jax.models.trainable import split_trainable
 
 ASSETS_FILE = "metadata"  # the file orbax's JsonSave writes inside the `assets` item
 
@@ -32,7 +35,7 @@ def manager(directory: str, max_to_keep: int = 3) -> ocp.CheckpointManager:
     )
 
 
-def _train_state_item(state: state_lib.TrainState) -> dict[str, Any]:
+def _train_state_item(state) -> dict[str, Any]:
     return {
         "iteration": state.iteration,
         "actor_opt_state": state.actor_opt_state,
@@ -41,7 +44,7 @@ def _train_state_item(state: state_lib.TrainState) -> dict[str, Any]:
     }
 
 
-def save(mgr: ocp.CheckpointManager, state: state_lib.TrainState, assets: dict[str, Any]) -> None:
+def save(mgr: ocp.CheckpointManager, state, assets: dict[str, Any]) -> None:
     step = int(jax.device_get(state.iteration))
     mgr.save(
         step,
@@ -54,7 +57,7 @@ def save(mgr: ocp.CheckpointManager, state: state_lib.TrainState, assets: dict[s
     mgr.wait_until_finished()
 
 
-def restore(mgr: ocp.CheckpointManager, template: state_lib.TrainState, trainable_patterns) -> tuple:
+def restore(mgr: ocp.CheckpointManager, template, trainable_patterns) -> tuple:
     """The latest step as a TrainState shaped (and sharded) like `template`, plus its assets."""
     step = mgr.latest_step()
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
@@ -66,7 +69,7 @@ def restore(mgr: ocp.CheckpointManager, template: state_lib.TrainState, trainabl
             assets=ocp.args.JsonRestore(),
         ),
     )
-    trainable, frozen = state_lib.split_trainable(restored.params["policy"], trainable_patterns)
+    trainable, frozen = split_trainable(restored.params["policy"], trainable_patterns)
     item = restored.train_state
     state = template.replace(
         iteration=item["iteration"],
@@ -126,3 +129,76 @@ def load_model_config(directory: str) -> OpenVLAConfig | None:
             return OpenVLAConfig.from_dict(json.load(f))
     _, model_config, _ = load_policy(directory)
     return model_config
+
+
+TOKENIZER_FILES = ("tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+def write_checkpoint(
+    out_dir: str,
+    params: dict,
+    model_config: OpenVLAConfig,
+    norm_stats: dict | None = None,
+    hf_config: dict | None = None,
+    tokenizer_dir: str | None = None,
+) -> None:
+    out_dir = os.path.abspath(out_dir)
+    if os.path.exists(out_dir):
+        raise FileExistsError(f"{out_dir} already exists")
+    parent = os.path.dirname(out_dir)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=os.path.basename(out_dir) + ".tmp-", dir=parent)
+    try:
+        checkpointer = ocp.StandardCheckpointer()
+        checkpointer.save(os.path.join(tmp, "params"), params)
+        checkpointer.wait_until_finished()
+        assets = os.path.join(tmp, "assets")
+        os.makedirs(assets)
+        with open(os.path.join(assets, "model_config.json"), "w") as f:
+            f.write(model_config.to_json())
+        with open(os.path.join(assets, "norm_stats.json"), "w") as f:
+            json.dump(norm_stats or {}, f, indent=2)
+        if hf_config is not None:
+            with open(os.path.join(assets, "hf_config.json"), "w") as f:
+                json.dump(hf_config, f, indent=2)
+        for name in TOKENIZER_FILES if tokenizer_dir else ():
+            if os.path.exists(os.path.join(tokenizer_dir, name)):
+                shutil.copy(os.path.join(tokenizer_dir, name), os.path.join(assets, name))
+        os.rename(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def load_checkpoint(ckpt_dir: str, as_jax: bool = True) -> tuple[dict, OpenVLAConfig, dict[str, Any]]:
+    """(params, model_config, assets) with assets = {norm_stats, tokenizer (path or None), dir}."""
+    ckpt_dir = os.path.abspath(ckpt_dir)
+    assets_dir = os.path.join(ckpt_dir, "assets")
+    with open(os.path.join(assets_dir, "model_config.json")) as f:
+        model_config = OpenVLAConfig.from_dict(json.load(f))
+    params = ocp.StandardCheckpointer().restore(os.path.join(ckpt_dir, "params"))
+    if as_jax:
+        params = jax.tree_util.tree_map(jnp.asarray, params)
+    else:
+        params = jax.tree_util.tree_map(np.asarray, params)
+    with open(os.path.join(assets_dir, "norm_stats.json")) as f:
+        norm_stats = json.load(f)
+    tokenizer = os.path.join(assets_dir, "tokenizer.model")
+    assets = {
+        "dir": assets_dir,
+        "norm_stats": norm_stats,
+        "tokenizer": tokenizer if os.path.exists(tokenizer) else None,
+    }
+    return params, model_config, assets
+
+
+def with_lora(params, model_cfg, adapter_dir: str | None, rng: jax.Array):
+    """Params of a checkpoint with LoRA factors: a PEFT adapter's (`adapter_dir`), or fresh ones
+    of `model_cfg.lora` (factors already present are kept)."""
+    if adapter_dir:
+        from rl2vla_jax.convert.peft_adapter import import_adapter  # PEFT files: the converter's job
+
+        return import_adapter(adapter_dir, params, model_cfg.replace(lora=None))
+    from rl2vla_jax.models.init import add_lora
+
+    return add_lora(params, model_cfg.replace(lora=None), model_cfg.lora, rng)

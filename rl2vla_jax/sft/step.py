@@ -20,9 +20,11 @@ import numpy as np
 import optax
 from flax import struct
 
+from rl2vla_jax.data.action_tokenizer import decode_bin_indices
 from rl2vla_jax.models.openvla import OpenVLA
-from rl2vla_jax.train.state import FlatParams, merge
-from rl2vla_jax.train.update import pixel_values
+from rl2vla_jax.models.trainable import FlatParams, merge
+from rl2vla_jax.policy.preprocess import pixel_values
+from rl2vla_jax.policy.sampling import teacher_forced_hidden
 
 
 @struct.dataclass
@@ -55,20 +57,17 @@ def create_state(trainable: FlatParams, frozen: FlatParams, tx) -> SFTState:
 def teacher_forced_logits(params, model_config, batch, eos_id: int) -> tuple[jax.Array, jax.Array]:
     """Full-vocabulary logits [B, 8, V] float32 at the positions predicting a_1..a_7, EOS, and
     the targets [B, 8] (vocab ids)."""
-    cfg = model_config
-    prompt_ids = batch["prompt_ids"].astype(jnp.int32)
-    lengths = jnp.sum(batch["prompt_mask"].astype(jnp.int32), axis=-1)
-    action_ids = batch["tokens"].astype(jnp.int32) + cfg.action_token_begin
+    action_ids = batch["tokens"].astype(jnp.int32) + model_config.action_token_begin
     targets = jnp.concatenate([action_ids, jnp.full_like(action_ids[:, :1], eos_id)], axis=1)
-    padded = jnp.concatenate([prompt_ids, jnp.zeros_like(targets)], axis=1)
-    ids = jax.vmap(lambda row, new, n: jax.lax.dynamic_update_slice(row, new, (n,)))(padded, targets, lengths)
-    model = OpenVLA(cfg)
-    hidden_seq, _ = model.apply(
-        {"params": params}, pixel_values(batch["images"]), ids, None, method=OpenVLA.hidden_states
+    hidden = teacher_forced_hidden(
+        params,
+        model_config,
+        pixel_values(batch["images"]),
+        batch["prompt_ids"],
+        batch["prompt_mask"],
+        targets,
     )
-    positions = (lengths - 1 + cfg.num_patches)[:, None] + jnp.arange(targets.shape[1])
-    hidden = jnp.take_along_axis(hidden_seq, positions[:, :, None], axis=1)
-    logits = model.apply({"params": params}, hidden, method=lambda m, h: m.llm.logits(h))
+    logits = OpenVLA(model_config).apply({"params": params}, hidden, method=lambda m, h: m.llm.logits(h))
     return logits.astype(jnp.float32), targets
 
 
@@ -78,14 +77,9 @@ def example_metrics(model_config, logits: jax.Array, targets: jax.Array) -> dict
     nll = jax.nn.logsumexp(logits, axis=-1) - jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
     correct = (jnp.argmax(logits, axis=-1) == targets).astype(jnp.float32)
     bin_logits = logits[:, :7, cfg.action_token_begin : cfg.action_token_end]
-    edges = jnp.linspace(-1.0, 1.0, cfg.n_action_bins)
-    centres = (edges[:-1] + edges[1:]) / 2
-
-    def centre(bins):  # bin index -> normalised action, as ActionTokenizer.decode_bins
-        return centres[jnp.clip(cfg.n_action_bins - 1 - bins, 0, cfg.n_action_bins - 2)]
-
     target_bins = targets[:, :7] - cfg.action_token_begin
-    l1 = jnp.abs(centre(jnp.argmax(bin_logits, axis=-1)) - centre(target_bins))
+    predicted = decode_bin_indices(jnp.argmax(bin_logits, axis=-1), cfg.n_action_bins)
+    l1 = jnp.abs(predicted - decode_bin_indices(target_bins, cfg.n_action_bins))
     return {
         "loss": jnp.mean(nll, axis=-1),
         "action_loss": jnp.mean(nll[:, :7], axis=-1),

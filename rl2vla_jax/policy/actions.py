@@ -1,0 +1,25 @@
+"""Action bins -> physical env actions: OpenVLA's de-tokenisation, then un-normalisation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rl2vla_jax.data.action_tokenizer import decode_bin_indices
+from rl2vla_jax.data.norm_stats import unnormalize
+
+
+class ActionDecoder:
+    """Bin indices [B, 7] -> physical actions [B, 7] float32, with the action statistics the
+    policy was trained with (`norm_stats[unnorm_key]["action"]`)."""
+
+    def __init__(self, model_config, action_stats: dict[str, Any]):
+        self.n_bins = model_config.n_action_bins
+        self.action_stats = action_stats
+
+    def normalised(self, bins) -> np.ndarray:
+        return decode_bin_indices(np.asarray(bins), self.n_bins)
+
+    def __call__(self, bins) -> np.ndarray:
+        return unnormalize(self.normalised(bins), self.action_stats).astype(np.float32)

@@ -1,0 +1,186 @@
+"""One episode loop over a vector env, used by RL rollouts and by evaluation, and the RL
+`Rollout` it produces.
+
+Every env runs one episode of the env's full horizon (no auto-reset, as RL4VLA); success is
+scored at the last step. Prompts are padded to a fixed length so that new instructions never
+recompile the act step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import jax
+import numpy as np
+from flax import struct
+
+from rl2vla_jax.data.prompt import encode_prompts
+from rl2vla_jax.policy.actions import ActionDecoder
+from rl2vla_jax.policy.preprocess import resize_images
+
+
+@struct.dataclass
+class Rollout:
+    """Time-major [T, B, ...] transitions of one RL iteration (the update flattens T*B)."""
+
+    images: jax.Array  # uint8 [T, B, S, S, 3], already at the model's image size
+    prompt_ids: jax.Array  # int32 [T, B, L], right-padded
+    prompt_mask: jax.Array  # bool [T, B, L]
+    tokens: jax.Array  # int32 [T, B, 7] action bin indices
+    log_probs: jax.Array  # float32 [T, B] summed over tokens at the sampling temperature
+    values: jax.Array  # float32 [T, B] (zeros without a critic)
+    rewards: jax.Array  # float32 [T, B]
+    dones: jax.Array  # float32 [T, B] terminations
+    bootstrap_value: jax.Array  # float32 [B]: V of the state after the last step
+    group_ids: jax.Array  # int32 [B] GRPO groups
+
+    def env_axes(self) -> Rollout:
+        """Which axis of each field indexes the envs (for splitting a batch over devices)."""
+        flat = {"bootstrap_value", "group_ids"}
+        return Rollout(**{f.name: 0 if f.name in flat else 1 for f in dataclasses.fields(self)})
+
+
+@dataclasses.dataclass(frozen=True)
+class Actor:
+    """What acting needs besides the parameters: the envs, the jitted act step
+    (`rl2vla_jax.policy.act.make_act`), and the translation between env and policy."""
+
+    env: Any
+    act: Any
+    tokenizer: Any
+    decoder: ActionDecoder
+    image_size: int  # the model's
+    prompt_len: int
+
+
+@dataclasses.dataclass
+class Episodes:
+    """What one call of `run_episodes` returns. Per env [B]: success (at the last step),
+    success_once, return, episode_length (first termination, else the horizon). `steps`
+    (time-major host arrays for a `Rollout`) and `bootstrap_value` only when recorded;
+    `frames[k]` the horizon + 1 camera frames of env k for videos; `seconds` per phase."""
+
+    success: np.ndarray
+    success_once: np.ndarray
+    returns: np.ndarray
+    episode_length: np.ndarray
+    prompt_ids: np.ndarray
+    prompt_mask: np.ndarray
+    steps: dict[str, np.ndarray] | None
+    bootstrap_value: np.ndarray | None
+    frames: list[list[np.ndarray]]
+    seconds: dict[str, float]
+
+    def stats(self) -> dict[str, float]:
+        """Batch means, as the trainer logs them."""
+        out = {
+            "return": float(self.returns.mean()),
+            "success": float(self.success.mean()),
+            "success_once": float(self.success_once.mean()),
+            "episode_length": float(self.episode_length.mean()),
+        }
+        if self.steps is not None:
+            out["policy_entropy"] = float(self.steps["entropy"].mean())
+            out["descriptor_mean"] = float(self.steps["descriptor"].mean())
+            out["descriptor_std"] = float(self.steps["descriptor"].std())
+        return out | {f"time_{k}": v for k, v in self.seconds.items()}
+
+
+def run_episodes(
+    actor: Actor,
+    policy_params,
+    critic_params,
+    seeds,
+    rng: jax.Array,
+    temperature: float,
+    record: bool = False,
+    keep_videos: int = 0,
+) -> Episodes:
+    """One episode per env at `temperature`, step t acting with key fold_in(rng, t).
+    `record=True` keeps every transition (and values the state after the last step, for GAE's
+    bootstrap): what an RL iteration needs; evaluation leaves it off."""
+    env = actor.env
+    seconds = {"simulator": 0.0, "policy": 0.0, "host": 0.0}
+    clock = time.perf_counter()
+    obs = env.reset(seed=seeds)
+    seconds["simulator"] += time.perf_counter() - clock
+    prompt_ids, prompt_mask = encode_prompts(actor.tokenizer, obs.instructions, actor.prompt_len)
+    horizon, num_envs = env.max_episode_steps, env.num_envs
+    keys = ("images", "tokens", "log_probs", "values", "rewards", "dones", "entropy", "descriptor")
+    steps: dict[str, list] = {k: [] for k in keys}
+    returns = np.zeros(num_envs)
+    success_once = np.zeros(num_envs, bool)
+    terminated_before = np.zeros(num_envs, bool)
+    episode_length = np.full(num_envs, horizon)
+    frames = [[np.asarray(obs.images[k])] for k in range(keep_videos)]
+    success = np.zeros(num_envs, bool)
+    bootstrap_value = None
+    for t in range(horizon + (1 if record else 0)):
+        clock = time.perf_counter()
+        images = resize_images(obs.images, actor.image_size)
+        seconds["host"] += time.perf_counter() - clock
+        clock = time.perf_counter()
+        out = actor.act(
+            policy_params,
+            critic_params,
+            images,
+            prompt_ids,
+            prompt_mask,
+            jax.random.fold_in(rng, t),
+            temperature,
+        )
+        out = jax.device_get(out)
+        seconds["policy"] += time.perf_counter() - clock
+        if t == horizon:  # the state after the last step: only its value is needed (bootstrap)
+            bootstrap_value = np.asarray(out["value"], np.float32)
+            break
+        clock = time.perf_counter()
+        actions = actor.decoder(out["tokens"])
+        seconds["host"] += time.perf_counter() - clock
+        clock = time.perf_counter()
+        obs, reward, terminated, _, info = env.step(actions)
+        seconds["simulator"] += time.perf_counter() - clock
+        terminated = np.asarray(terminated)
+        episode_length = np.where(terminated & ~terminated_before, t + 1, episode_length)
+        terminated_before |= terminated
+        success = np.asarray(info["success"], bool)
+        success_once |= success
+        returns += np.asarray(reward)
+        for k in range(keep_videos):
+            frames[k].append(np.asarray(obs.images[k]))
+        if record:
+            transition = (images, out["tokens"], out["log_prob"], out["value"], reward, terminated)
+            for key, value in zip(keys, (*transition, out["entropy"], out["descriptor"])):
+                steps[key].append(np.asarray(value))
+    return Episodes(
+        success=success,
+        success_once=success_once,
+        returns=returns,
+        episode_length=episode_length,
+        prompt_ids=prompt_ids,
+        prompt_mask=prompt_mask,
+        steps={k: np.stack(v) for k, v in steps.items()} if record else None,
+        bootstrap_value=bootstrap_value,
+        frames=frames,
+        seconds=seconds,
+    )
+
+
+def to_rollout(episodes: Episodes, group_ids) -> Rollout:
+    """The recorded transitions of `run_episodes(record=True)` as an RL `Rollout`."""
+    steps = episodes.steps
+    horizon = steps["rewards"].shape[0]
+    return Rollout(
+        images=steps["images"],
+        prompt_ids=np.broadcast_to(episodes.prompt_ids, (horizon, *episodes.prompt_ids.shape)),
+        prompt_mask=np.broadcast_to(episodes.prompt_mask, (horizon, *episodes.prompt_mask.shape)),
+        tokens=steps["tokens"].astype(np.int32),
+        log_probs=steps["log_probs"].astype(np.float32),
+        values=steps["values"].astype(np.float32),
+        rewards=steps["rewards"].astype(np.float32),
+        dones=steps["dones"].astype(np.float32),
+        bootstrap_value=episodes.bootstrap_value,
+        group_ids=np.asarray(group_ids, np.int32),
+    )

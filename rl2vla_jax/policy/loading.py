@@ -1,0 +1,83 @@
+"""A checkpoint (or a random init) -> everything needed to act: params, model config, action
+decoder, tokenizer. Used by evaluation, predict_action and as the trainers' starting point."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+import jax
+
+from rl2vla_jax import checkpoints
+from rl2vla_jax.data.norm_stats import select_stats
+from rl2vla_jax.data.prompt import load_tokenizer, tiny_tokenizer
+from rl2vla_jax.models import config as model_config_lib
+from rl2vla_jax.models.init import init_params
+from rl2vla_jax.policy.actions import ActionDecoder
+from rl2vla_jax.validation import ConfigError
+
+RANDOM = "random"  # --checkpoint=random: the untrained policy of config.model.preset
+
+
+def run_lora(config) -> model_config_lib.LoraConfig:
+    return model_config_lib.LoraConfig(
+        rank=int(config.lora.rank), alpha=float(config.lora.alpha), targets=tuple(config.lora.targets)
+    )
+
+
+def adapter_lora(config) -> model_config_lib.LoraConfig | None:
+    """The LoRA shape of a PEFT `config.adapter` (its rank and alpha), if one is given."""
+    if not config.adapter:
+        return None
+    with open(os.path.join(config.adapter, "adapter_config.json")) as f:
+        adapter = json.load(f)
+    return model_config_lib.LoraConfig(
+        int(adapter["r"]), float(adapter["lora_alpha"]), tuple(config.lora.targets)
+    )
+
+
+def model_config(config, checkpoint_config=None) -> model_config_lib.OpenVLAConfig:
+    """The run's model: the sizes of the `init_from` checkpoint (`checkpoint_config`) or of
+    `config.model.preset`, with the run's dtype and remat. LoRA: the checkpoint's own adapter
+    if it has one (an SFT checkpoint continues training it), else the run's."""
+    remat = None if config.model.remat == "none" else config.model.remat
+    dtypes = {"param_dtype": config.model.param_dtype, "compute_dtype": config.model.param_dtype}
+    if checkpoint_config is not None:
+        lora = adapter_lora(config) or checkpoint_config.lora or run_lora(config)
+        return checkpoint_config.replace(remat_policy=remat, lora=lora, **dtypes)
+    return model_config_lib.get_preset(
+        config.model.preset, remat_policy=remat, lora=run_lora(config), **dtypes
+    )
+
+
+@dataclasses.dataclass
+class LoadedPolicy:
+    params: Any
+    model_config: model_config_lib.OpenVLAConfig
+    decoder: ActionDecoder
+    tokenizer: Any
+    description: str
+
+
+def load(config, checkpoint: str) -> LoadedPolicy:
+    """A policy to act with: `checkpoint` is RANDOM (config.model.preset, seed config.seed,
+    spanning the controller's full range) or anything `checkpoints.resolve` accepts."""
+    if checkpoint == RANDOM:
+        from rl2vla_jax.envs.actions import FULL_RANGE_ACTION_STATS
+
+        model_cfg = model_config(config)
+        params = init_params(model_cfg, jax.random.PRNGKey(config.seed))
+        action_stats, tokenizer_path = FULL_RANGE_ACTION_STATS, tiny_tokenizer()
+        description = f"untrained {config.model.preset} (seed {config.seed})"
+    else:
+        params, model_cfg, assets = checkpoints.load_policy(checkpoint)
+        if not assets.get("norm_stats"):
+            raise ConfigError(f"checkpoint {checkpoint} has no action statistics (norm_stats) to act with")
+        action_stats = select_stats(assets["norm_stats"], config.unnorm_key or None)
+        tokenizer_path = assets.get("tokenizer") or tiny_tokenizer()
+        description = checkpoint
+    return LoadedPolicy(
+        params, model_cfg, ActionDecoder(model_cfg, action_stats), load_tokenizer(tokenizer_path), description
+    )
