@@ -140,9 +140,11 @@ def evaluate(config, checkpoint: str, settings, options: Options, out: str, log=
         log(f"[eval] {out}: {len(results)} setting(s) already done, {len(todo)} to run")
     if not todo:
         return results
-    policy = loading.load(config, checkpoint)
-    act = make_act(policy.model_config)
     from rl2vla_jax.envs import make_vector_env  # the simulator: only when there is work
+    from rl2vla_jax.envs.actions import FULL_RANGE_ACTION_STATS
+
+    policy = loading.load(config, checkpoint, random_action_stats=FULL_RANGE_ACTION_STATS)
+    act = make_act(policy.model_config)
 
     for index, setting in enumerate(todo):
         clock = time.perf_counter()

@@ -61,15 +61,15 @@ class LoadedPolicy:
     description: str
 
 
-def load(config, checkpoint: str) -> LoadedPolicy:
+def load(config, checkpoint: str, random_action_stats: dict | None = None) -> LoadedPolicy:
     """A policy to act with: `checkpoint` is RANDOM (config.model.preset, seed config.seed,
-    spanning the controller's full range) or anything `checkpoints.resolve` accepts."""
+    acting with `random_action_stats`, e.g. the env's full action range) or a checkpoint."""
     if checkpoint == RANDOM:
-        from rl2vla_jax.envs.actions import FULL_RANGE_ACTION_STATS
-
+        if random_action_stats is None:
+            raise ValueError("a random policy needs action statistics (random_action_stats)")
         model_cfg = model_config(config)
         params = init_params(model_cfg, jax.random.PRNGKey(config.seed))
-        action_stats, tokenizer_path = FULL_RANGE_ACTION_STATS, tiny_tokenizer()
+        action_stats, tokenizer_path = random_action_stats, tiny_tokenizer()
         description = f"untrained {config.model.preset} (seed {config.seed})"
     else:
         params, model_cfg, assets = checkpoints.load_policy(checkpoint)
