@@ -17,6 +17,8 @@ import tempfile
 import numpy as np
 import sentencepiece as spm
 
+from rl2vla_jax.validation import ConfigError
+
 EMPTY_PIECE = "\u2581"
 TINY_VOCAB_SIZE = 384  # + 64 padding rows = the tiny model's 448-row vocabulary
 
@@ -53,7 +55,12 @@ def encode_prompts(
     longest = max(len(r) for r in rows)
     max_len = longest if max_len is None else max_len
     if longest > max_len:
-        raise ValueError(f"a prompt has {longest} tokens, more than max_len={max_len}")
+        # An error, not a longer pad: a new prompt length would recompile every jitted step.
+        text = instructions[max(range(len(rows)), key=lambda i: len(rows[i]))]
+        raise ConfigError(
+            f"instruction {text!r} needs {longest} prompt tokens, more than the {max_len} the model pads to; "
+            f"raise --config.model.max_prompt_tokens to at least {longest}"
+        )
     ids = np.full((len(rows), max_len), pad_id(tokenizer), np.int32)
     mask = np.zeros((len(rows), max_len), bool)
     for i, row in enumerate(rows):
