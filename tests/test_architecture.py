@@ -27,7 +27,7 @@ ALLOWED = {
     "evaluation": {"data", "policy", "checkpoints", "envs", "validation", "video", "cli"},
 }
 # `cli` (one error line, exit 2) sits just above `validation`; packages with a __main__ use it.
-ENTRY_POINTS = {"cli", "eval", "predict_action", "convert_openvla", "collect_demos"}
+ENTRY_POINTS = {"cli", "eval", "predict_action", "convert_openvla", "collect_demos", "results"}
 
 
 def _imported_packages(path: pathlib.Path) -> set[str]:
