@@ -1,4 +1,10 @@
-"""Shared pieces of the thin command-line entry points (absl flags + a config file)."""
+"""Shared pieces of the thin command-line entry points (absl flags + a config file).
+
+Every entry point runs through `run(main)`, so all of them treat bad input alike: one
+`error: ...` line on stderr, exit code 2, no traceback, nothing written. User errors are
+`ConfigError` (rl2vla_jax.validation) or `FileNotFoundError`; anything else is a bug and
+keeps its traceback.
+"""
 
 import glob
 import os
@@ -72,11 +78,13 @@ def read_image(path: str):
 
 
 def run(main: Callable[[list[str]], None]) -> None:
-    """app.run with flag and config errors reported as one line and exit code 2."""
+    """app.run with flag and config errors reported as one line and exit code 2. No entry
+    point takes positional arguments: a stray word is usually a flag missing its `--`."""
 
     def guarded(argv):
         logging.set_verbosity(logging.WARNING)  # orbax and others log every save step at INFO
         try:
+            no_positional_arguments(argv)
             main(argv)
         except (ConfigError, FileNotFoundError) as err:
             fail(one_line(err))
