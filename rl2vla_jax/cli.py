@@ -6,10 +6,11 @@ Every entry point runs through `run(main)`, so all of them treat bad input alike
 keeps its traceback.
 """
 
+import contextlib
 import glob
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from absl import app, flags, logging
 
@@ -59,6 +60,19 @@ def _parse_flags(argv: list[str]) -> list[str]:
 def no_positional_arguments(argv: list[str]) -> None:
     if len(argv) > 1:
         raise ConfigError(f"unexpected arguments {argv[1:]}; pass options as --flag=value")
+
+
+@contextlib.contextmanager
+def reading(what: str) -> Iterator[None]:
+    """Errors while reading a file the user named (a corrupt checkpoint, a broken download)
+    become one ConfigError line that names it; wrap only the reading, so that a bug in what
+    follows keeps its traceback."""
+    try:
+        yield
+    except (ConfigError, FileNotFoundError):
+        raise
+    except (OSError, ValueError, KeyError) as err:
+        raise ConfigError(f"{what}: {type(err).__name__}: {one_line(err)}") from None
 
 
 def read_image(path: str):
