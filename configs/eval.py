@@ -11,26 +11,8 @@ Expect:    a results folder with per setting x seed success / success_once / ret
            plot and videos; the same command resumes an interrupted evaluation.
 """
 
-from configs import default
+from rl2vla_jax import config_base
 
 
 def get_config(arg: str | None = None):
-    presets = default.parse_presets(arg)
-    c = default.apply_presets(default.base_config(), presets)
-    c.name = "eval"
-    # The scripted expert needs ~15 steps for the task; 30 leaves a policy room for mistakes.
-    c.env.max_episode_steps = 30
-    c.env.image_size = 64  # the tiny model reads 28 px; 64 keeps videos watchable
-    c.eval = default.ml_collections.ConfigDict()
-    c.eval.temperature = 0.6  # RL4VLA evaluates with sampling at 0.6
-    c.eval.seeds = (0,)
-    c.eval.episodes = 2
-    c.eval.videos_per_setting = 1
-    if "paper" in presets:
-        c.env.max_episode_steps = 80
-        c.env.image_size = 224
-        c.eval.seeds = (0, 1, 2)
-        c.eval.episodes = 64
-        c.eval.videos_per_setting = 2
-    c.lock()
-    return c
+    return config_base.locked(config_base.evaluation(config_base.parse_arg(arg, **config_base.PRESET_ARGS)))

@@ -9,13 +9,11 @@ Expect:    CPU default: the loop runs end to end, prints a summary table and wri
            success rising from the SFT level over ~300 iterations (RL4VLA reports 93.8% PPO).
 """
 
-from configs import default
+from rl2vla_jax import config_base
 
 
 def get_config(arg: str | None = None):
-    c = default.apply_presets(default.base_config(), default.parse_presets(arg))
+    c = config_base.rl(config_base.parse_arg(arg, **config_base.PRESET_ARGS))
     c.name = "ppo_no_evi"
     c.critic.name = "value_head"
-    c.ppo.value_loss_entropy_coef = 0.0
-    c.lock()
-    return c
+    return config_base.locked(c)

@@ -1,9 +1,16 @@
-"""Shared pieces of the thin command-line entry points (absl flags + a config file)."""
+"""Shared pieces of the thin command-line entry points (absl flags + a config file).
 
+Every entry point runs through `run(main)`, so all of them treat bad input alike: one
+`error: ...` line on stderr, exit code 2, no traceback, nothing written. User errors are
+`ConfigError` (rl2vla_jax.validation) or `FileNotFoundError`; anything else is a bug and
+keeps its traceback.
+"""
+
+import contextlib
 import glob
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from absl import app, flags, logging
 
@@ -55,6 +62,19 @@ def no_positional_arguments(argv: list[str]) -> None:
         raise ConfigError(f"unexpected arguments {argv[1:]}; pass options as --flag=value")
 
 
+@contextlib.contextmanager
+def reading(what: str) -> Iterator[None]:
+    """Errors while reading a file the user named (a corrupt checkpoint, a broken download)
+    become one ConfigError line that names it; wrap only the reading, so that a bug in what
+    follows keeps its traceback."""
+    try:
+        yield
+    except (ConfigError, FileNotFoundError):
+        raise
+    except (OSError, ValueError, KeyError) as err:
+        raise ConfigError(f"{what}: {type(err).__name__}: {one_line(err)}") from None
+
+
 def read_image(path: str):
     """A PIL image from `path`, or a one-line error naming the file and what is accepted."""
     from PIL import Image, UnidentifiedImageError
@@ -72,11 +92,13 @@ def read_image(path: str):
 
 
 def run(main: Callable[[list[str]], None]) -> None:
-    """app.run with flag and config errors reported as one line and exit code 2."""
+    """app.run with flag and config errors reported as one line and exit code 2. No entry
+    point takes positional arguments: a stray word is usually a flag missing its `--`."""
 
     def guarded(argv):
         logging.set_verbosity(logging.WARNING)  # orbax and others log every save step at INFO
         try:
+            no_positional_arguments(argv)
             main(argv)
         except (ConfigError, FileNotFoundError) as err:
             fail(one_line(err))

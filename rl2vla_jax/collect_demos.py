@@ -8,8 +8,11 @@ Writes ArrayRecord shards + dataset_statistics.json (format: rl2vla_jax/data/dem
 resumes an interrupted collection in the same --out.
 """
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
+
+from rl2vla_jax import cli
+from rl2vla_jax.validation import ConfigError, check_choice
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "ml_collections config file (e.g. configs/sft.py)")
 _NUM_EPISODES = flags.DEFINE_integer("num_episodes", None, "successful episodes to end with (default 50)")
@@ -35,11 +38,9 @@ def _pick(flag_value, config, path: str, default):
 
 
 def main(argv):
-    del argv
-    from rl2vla_jax.envs.demo_collection import collect
-
+    del argv  # cli.run has refused positional arguments
     config = _CONFIG.value
-    summary = collect(
+    options = dict(
         out=_pick(_OUT.value, config, "data_dir", "demos/train"),
         num_episodes=_pick(_NUM_EPISODES.value, config, "collect.num_episodes", 50),
         setting=_pick(_SETTING.value, config, "env.setting", "train"),
@@ -49,8 +50,16 @@ def main(argv):
         seed=_pick(_SEED.value, config, "seed", 0),
         episodes_per_shard=_EPISODES_PER_SHARD.value,
     )
-    print(f"demonstrations: {summary}")
+    for key in ("num_episodes", "image_size", "max_steps", "num_workers", "episodes_per_shard"):
+        if int(options[key]) < 1:  # config values too, not only the flags' lower bounds
+            raise ConfigError(f"{key}={options[key]} must be >= 1")
+    # Checked before the writer creates --out (the envs import registers the settings).
+    from rl2vla_jax.envs.demo_collection import collect
+    from rl2vla_jax.envs.settings import SETTINGS
+
+    check_choice("setting", options["setting"], SETTINGS)
+    print(f"demonstrations: {collect(**options)}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

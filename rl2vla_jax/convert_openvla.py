@@ -3,44 +3,48 @@
   python -m rl2vla_jax.convert_openvla --hf_dir=DIR --out=DIR [--adapter=DIR]
       [--dtype=bfloat16|float32] [--inspect_only]
 
-Errors (missing / unexpected / mis-shaped key, truncated shard) print one line, exit 1 and
-leave nothing at --out.
+Errors (missing / unexpected / mis-shaped key, truncated shard, an existing --out) print one
+`error:` line, exit 2 and leave nothing at --out.
 """
 
 import json
 import os
-import sys
 
-from absl import app, flags
+from absl import flags
+
+from rl2vla_jax import cli
+from rl2vla_jax.validation import PARAM_DTYPES, ConfigError
 
 flags.DEFINE_string(
     "hf_dir", None, "HF OpenVLA folder: config.json, safetensors shards + index.", required=True
 )
 flags.DEFINE_string("out", None, "Output checkpoint folder (must not exist).")
 flags.DEFINE_string("adapter", None, "Optional PEFT LoRA adapter folder to import.")
-flags.DEFINE_enum("dtype", "bfloat16", ["bfloat16", "float32"], "Parameter dtype of the output.")
+flags.DEFINE_enum("dtype", "bfloat16", PARAM_DTYPES, "Parameter dtype of the output.")
 flags.DEFINE_bool("inspect_only", False, "Print the key mapping and the model config; write nothing.")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
-    del argv
+    del argv  # cli.run has refused positional arguments
+    if not os.path.isdir(FLAGS.hf_dir):
+        raise ConfigError(f"--hf_dir {FLAGS.hf_dir} is not a folder; pass an HF OpenVLA checkpoint folder")
+    if not FLAGS.inspect_only and not FLAGS.out:
+        raise ConfigError("--out is required (or pass --inspect_only)")
+    if not FLAGS.inspect_only and os.path.exists(FLAGS.out):
+        raise ConfigError(f"--out {FLAGS.out} already exists; choose a new folder")
     from rl2vla_jax import checkpoints
     from rl2vla_jax.convert import openvla_hf, peft_adapter
-    from rl2vla_jax.convert.safetensors_io import SafetensorsError
 
-    try:
+    # A broken download is the user's input: one line naming the key or shard, exit 2.
+    with cli.reading("conversion failed"):
         hf_config = openvla_hf.read_hf_config(FLAGS.hf_dir)
         cfg = openvla_hf.model_config_from_hf(hf_config, FLAGS.dtype)
         if FLAGS.inspect_only:
             plan, _ = openvla_hf.plan_conversion(FLAGS.hf_dir, cfg)
             print(openvla_hf.describe(plan))
             print(cfg.to_json())
-            return 0
-        if not FLAGS.out:
-            raise openvla_hf.ConversionError("--out is required")
-        if os.path.exists(FLAGS.out):
-            raise openvla_hf.ConversionError(f"--out {FLAGS.out} already exists")
+            return
         params = openvla_hf.load_params(FLAGS.hf_dir, cfg)
         if FLAGS.adapter:
             params, cfg = peft_adapter.import_adapter(FLAGS.adapter, params, cfg)
@@ -49,13 +53,11 @@ def main(argv):
         if os.path.exists(stats_file):
             with open(stats_file) as f:
                 norm_stats = {**norm_stats, **json.load(f)}
-        checkpoints.write_checkpoint(FLAGS.out, params, cfg, norm_stats, hf_config, tokenizer_dir=FLAGS.hf_dir)
-    except (openvla_hf.ConversionError, SafetensorsError, OSError, KeyError, json.JSONDecodeError) as e:
-        print(f"convert_openvla: error: {type(e).__name__}: {e}", file=sys.stderr)
-        return 1
+        checkpoints.write_checkpoint(
+            FLAGS.out, params, cfg, norm_stats, hf_config, tokenizer_dir=FLAGS.hf_dir
+        )
     print(f"wrote {FLAGS.out}")
-    return 0
 
 
 if __name__ == "__main__":
-    app.run(lambda argv: sys.exit(main(argv)))
+    cli.run(main)

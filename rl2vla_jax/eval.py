@@ -12,8 +12,7 @@ import os
 from absl import flags
 from ml_collections import config_flags
 
-from rl2vla_jax import cli
-from rl2vla_jax.evaluation import selection
+from rl2vla_jax import cli, config_base
 from rl2vla_jax.validation import ConfigError
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -24,7 +23,7 @@ _SUITE = flags.DEFINE_string("suite", None, "Suite: ours | rl4vla (default confi
 _SETTINGS = flags.DEFINE_string("settings", None, "Comma-separated settings (default: all of the suite).")
 _SEEDS = flags.DEFINE_string("seeds", None, "Comma-separated evaluation seeds (default config.eval.seeds).")
 _EPISODES = flags.DEFINE_integer(
-    "episodes", None, "Episodes per setting and seed (default config.eval.episodes)."
+    "episodes", None, "Episodes per setting and seed (default config.eval.episodes).", lower_bound=1
 )
 _COMPARE = flags.DEFINE_string("compare", None, "A second checkpoint, or a results folder, to compare with.")
 _OUT = flags.DEFINE_string("out", None, "Results folder (default results/<checkpoint>_<suite>).")
@@ -32,11 +31,13 @@ flags.mark_flags_as_required(["config", "checkpoint"])
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise ConfigError(f"unexpected arguments {argv[1:]}; pass options as --flag=value")
+    del argv  # cli.run has refused positional arguments
     config = _CONFIG.value
-    if "eval" not in config:
-        raise ConfigError("the config has no `eval` section; use configs/eval.py")
+    if "seeds" not in config.get("eval", {}):  # an RL config has eval.temperature only
+        raise ConfigError("the config has no `eval` section (seeds, episodes); use configs/eval.py")
+    config_base.validate_common(config)
+    from rl2vla_jax.evaluation import selection  # imports the simulator: after the cheap checks
+
     suite = _SUITE.value or config.env.suite
     entries = selection.select_settings(suite, _SETTINGS.value)
     seeds = selection.parse_seeds(_SEEDS.value, config.eval.seeds)

@@ -15,6 +15,7 @@ import json
 from absl import flags
 
 from rl2vla_jax import cli
+from rl2vla_jax.validation import ConfigError
 
 flags.DEFINE_string("checkpoint", None, "Checkpoint, SFT/RL run directory or one step of it.", required=True)
 flags.DEFINE_string("image", None, "Image file (any PIL-readable format).", required=True)
@@ -22,13 +23,14 @@ flags.DEFINE_string(
     "instruction", None, "Task instruction, e.g. 'put the carrot on the plate'.", required=True
 )
 flags.DEFINE_string("unnorm_key", None, "Dataset key of the norm stats (optional if only one).")
-flags.DEFINE_float("temperature", 0.0, "Sampling temperature; 0 = greedy.")
+flags.DEFINE_float("temperature", 0.0, "Sampling temperature; 0 = greedy.", lower_bound=0.0)
 flags.DEFINE_integer("seed", 0, "Sampling seed.")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
-    cli.no_positional_arguments(argv)
+    del argv  # cli.run has refused positional arguments
+    image = cli.read_image(FLAGS.image)  # bad input is refused before any checkpoint is read
     import jax
     import numpy as np
 
@@ -37,9 +39,15 @@ def main(argv):
     from rl2vla_jax.policy import preprocess, sampling
     from rl2vla_jax.policy.actions import ActionDecoder
 
-    params, cfg, assets = checkpoints.load_policy(FLAGS.checkpoint)
+    with cli.reading(f"--checkpoint={FLAGS.checkpoint} cannot be read"):
+        params, cfg, assets = checkpoints.load_policy(FLAGS.checkpoint)
+    stats = None
+    if assets["norm_stats"] or FLAGS.unnorm_key:
+        try:  # before anything compiles
+            stats = norm_stats.select_stats(assets["norm_stats"] or {}, FLAGS.unnorm_key)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
     tokenizer = prompt.load_tokenizer(assets["tokenizer"] or prompt.tiny_tokenizer())
-    image = cli.read_image(FLAGS.image)
     pixels = preprocess.preprocess_images([image], cfg.image_size)
     ids, mask = prompt.encode_prompts(tokenizer, [FLAGS.instruction])
     out = sampling.sample_actions(
@@ -48,10 +56,8 @@ def main(argv):
     tokens = np.asarray(out["tokens"][0])
     log_p = np.asarray(jax.nn.log_softmax(out["logits"][0], axis=-1))
     actions = ActionDecoder(cfg, None).normalised(tokens)
-    if assets["norm_stats"] or FLAGS.unnorm_key:
-        actions = norm_stats.unnormalize(
-            actions, norm_stats.select_stats(assets["norm_stats"], FLAGS.unnorm_key)
-        )
+    if stats is not None:
+        actions = norm_stats.unnormalize(actions, stats)
     result = {
         "tokens": (tokens + cfg.action_token_begin).tolist(),
         "action": [float(a) for a in actions],

@@ -1,7 +1,10 @@
 """Config errors and the names every config choice is checked against, defined once.
 
 Every package that validates user input imports from here (it sits below all of them), and
-`rl2vla_jax.cli` turns a `ConfigError` into one `error:` line with exit code 2.
+`rl2vla_jax.cli` turns a `ConfigError` into one `error:` line with exit code 2. The configs,
+the hyper-parameter check and the entry points' flags all take their choice lists from here;
+models/critics.py and models/config.py hold the constructors of the same names (a test keeps
+the two in step).
 """
 
 from collections.abc import Iterable
@@ -11,6 +14,10 @@ CRITICS = ("value_head", "entropy_concat", "film_evi")
 DESCRIPTOR_MODES = ("mean", "sum")
 ENV_BACKENDS = ("cpu", "gpu")
 MODEL_PRESETS = ("tiny", "openvla_7b")
+PARAM_DTYPES = ("float32", "bfloat16")
+REMAT_POLICIES = ("none", "full", "dots")
+# Presets of the config argument (`--config=configs/film_evi.py:paper`); "cpu" is the default.
+CONFIG_PRESETS = ("cpu", "paper")
 
 
 class ConfigError(ValueError):

@@ -17,13 +17,27 @@ ALLOWED = {
     "models": set(),
     "rl": set(),
     "data": {"validation"},
+    # The config sections every job shares (ml_collections), above the model's preset names.
+    "config_base": {"models", "validation"},
     "envs": {"data", "validation", "video", "cli"},
     # The checkpoint module reaches the converter for PEFT adapters only (with_lora).
     "checkpoints": {"models", "data", "validation", "convert"},
     "policy": {"models", "rl", "data", "checkpoints", "validation"},
     "convert": {"models", "data", "checkpoints", "validation"},
-    "train": {"models", "rl", "data", "policy", "checkpoints", "mesh", "envs", "validation", "video", "cli"},
-    "sft": {"models", "data", "policy", "checkpoints", "mesh", "validation", "cli"},
+    "train": {
+        "models",
+        "rl",
+        "data",
+        "policy",
+        "checkpoints",
+        "mesh",
+        "envs",
+        "validation",
+        "video",
+        "cli",
+        "config_base",
+    },
+    "sft": {"models", "data", "policy", "checkpoints", "mesh", "validation", "cli", "config_base"},
     "evaluation": {"data", "policy", "checkpoints", "envs", "validation", "video", "cli"},
 }
 # `cli` (one error line, exit 2) sits just above `validation`; packages with a __main__ use it.

@@ -165,16 +165,33 @@ def success_rate(setting: str = "train", episodes: int = 50, horizon: int = 80, 
     return successes / episodes
 
 
-if __name__ == "__main__":
-    import argparse
+def main() -> None:
+    """python -m rl2vla_jax.envs.expert [--setting=train] [--episodes=50] [--horizon=80] [--first_seed=0]"""
+    from absl import flags
 
-    parser = argparse.ArgumentParser(description="Scripted-expert success rate")
-    parser.add_argument("--setting", default="train")
-    parser.add_argument("--episodes", type=int, default=50)
-    parser.add_argument("--horizon", type=int, default=80)
-    parser.add_argument("--first_seed", type=int, default=0)
-    args = parser.parse_args()
-    rate = success_rate(args.setting, args.episodes, args.horizon, args.first_seed)
-    print(
-        f"expert success on {args.setting}: {rate:.1%} over {args.episodes} episodes of {args.horizon} steps"
+    from rl2vla_jax import cli
+    from rl2vla_jax.validation import check_choice
+
+    # Defined here, not at import: collect_demos imports this module and has its own --setting.
+    setting = flags.DEFINE_string("setting", "train", "setting of the 'ours' suite")
+    episodes = flags.DEFINE_integer(
+        "episodes", 50, "episodes (seeds first_seed, first_seed+1, ...)", lower_bound=1
     )
+    horizon = flags.DEFINE_integer("horizon", 80, "steps per episode", lower_bound=1)
+    first_seed = flags.DEFINE_integer("first_seed", 0, "seed of the first episode")
+
+    def run(argv):
+        del argv  # cli.run has refused positional arguments
+        from rl2vla_jax.envs import SETTINGS
+
+        check_choice("--setting", setting.value, SETTINGS)
+        rate = success_rate(setting.value, episodes.value, horizon.value, first_seed.value)
+        print(
+            f"expert success on {setting.value}: {rate:.1%} over {episodes.value} episodes of {horizon.value} steps"
+        )
+
+    cli.run(run)
+
+
+if __name__ == "__main__":
+    main()

@@ -12,9 +12,10 @@ import os
 import textwrap
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 from PIL import Image, ImageDraw
 
+from rl2vla_jax import cli
 from rl2vla_jax.envs import suites
 
 COLUMNS = 6
@@ -22,7 +23,7 @@ LABEL_HEIGHT = 44
 
 _OUT = flags.DEFINE_string("out", "docs/gallery", "directory for the contact sheets")
 _SEED = flags.DEFINE_integer("seed", 0, "episode seed of every first frame (same layout across settings)")
-_IMAGE_SIZE = flags.DEFINE_integer("image_size", 224, "camera resolution")
+_IMAGE_SIZE = flags.DEFINE_integer("image_size", 224, "camera resolution", lower_bound=16)
 
 
 def first_frame(entry: suites.SuiteEntry, seed: int, image_size: int) -> tuple[np.ndarray, str]:
@@ -78,7 +79,7 @@ def contact_sheet(suite: str, seed: int = 0, image_size: int = 224) -> Image.Ima
 
 
 def main(argv):
-    del argv
+    del argv  # cli.run has refused positional arguments
     os.makedirs(_OUT.value, exist_ok=True)
     for suite in suites.SUITES:
         path = os.path.join(_OUT.value, f"{suite}.png")
@@ -87,4 +88,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

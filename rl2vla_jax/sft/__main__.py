@@ -7,8 +7,8 @@ Writes <workdir>/checkpoints/<step> (model checkpoints: `train --config.init_fro
 from absl import flags
 from ml_collections import config_flags
 
-from rl2vla_jax import cli
-from rl2vla_jax.validation import MODEL_PRESETS, ConfigError, check_choice
+from rl2vla_jax import cli, config_base
+from rl2vla_jax.validation import ConfigError
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "SFT config file[:presets].", lock_config=True)
 _WORKDIR = flags.DEFINE_string(
@@ -18,12 +18,11 @@ flags.mark_flags_as_required(["config"])
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise ConfigError(f"unexpected arguments {argv[1:]}; pass options as --flag=value")
+    del argv  # cli.run has refused positional arguments
     config = _CONFIG.value
     if "sft" not in config:
         raise ConfigError("the config has no `sft` section; use configs/sft.py")
-    check_choice("config.model.preset", config.model.preset, MODEL_PRESETS)
+    config_base.validate_common(config)
     from rl2vla_jax.sft import loop  # heavy imports only after the config is known to be valid
 
     loop.train(config, _WORKDIR.value or f"runs/{config.name}")

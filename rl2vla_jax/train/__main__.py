@@ -26,8 +26,7 @@ flags.mark_flags_as_required(["config"])
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise hparams.ConfigError(f"unexpected arguments {argv[1:]}; pass options as --flag=value")
+    del argv  # cli.run has refused positional arguments
     config = _CONFIG.value
     hparams.validate(config)
     workdir = _WORKDIR.value or f"runs/{config.name}"

@@ -8,14 +8,15 @@ import dataclasses
 
 import ml_collections
 
-from rl2vla_jax.validation import (
-    ALGORITHMS,
-    CRITICS,
-    DESCRIPTOR_MODES,
-    ENV_BACKENDS,
-    MODEL_PRESETS,
-    ConfigError,
-    check_choice,
+from rl2vla_jax.config_base import validate_common
+from rl2vla_jax.validation import ALGORITHMS, CRITICS, DESCRIPTOR_MODES, ConfigError, check_choice
+
+_NON_NEGATIVE = (
+    "ppo.clip_eps",
+    "optim.actor_lr",
+    "optim.critic_lr",
+    "rollout.temperature",
+    "eval.temperature",
 )
 
 
@@ -24,12 +25,16 @@ def _check_choice(key: str, value, valid) -> None:
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-    """Raise ConfigError (one line) for the first invalid choice in `config`."""
+    """Raise ConfigError (one line) for the first invalid value in an RL `config`."""
+    for section in ("ppo", "critic", "rollout", "train"):
+        if section not in config:
+            raise ConfigError(
+                f"the config has no `{section}` section; use an RL config (configs/film_evi.py)"
+            )
+    validate_common(config)
     _check_choice("algorithm", config.algorithm, ALGORITHMS)
     _check_choice("critic.name", config.critic.name, CRITICS)
     _check_choice("critic.descriptor_mode", config.critic.descriptor_mode, DESCRIPTOR_MODES)
-    _check_choice("env.backend", config.env.backend, ENV_BACKENDS)
-    _check_choice("model.preset", config.model.preset, MODEL_PRESETS)
     samples = config.env.num_envs * config.env.max_episode_steps
     per_update = config.ppo.minibatch_size * config.ppo.grad_accum_steps
     if per_update <= 0 or samples % per_update:
@@ -41,7 +46,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(
             f"env.num_envs={config.env.num_envs} is not a multiple of grpo_group_size={config.grpo_group_size}"
         )
-    for key in ("ppo.clip_eps", "optim.actor_lr", "optim.critic_lr", "rollout.temperature"):
+    for key in _NON_NEGATIVE:
         section, name = key.split(".")
         if config[section][name] < 0:
             raise ConfigError(f"config.{key}={config[section][name]} must be >= 0")

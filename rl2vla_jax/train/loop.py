@@ -166,7 +166,7 @@ def train(config, workdir: str) -> dict:
 
 def _evaluate(config, actor, state, iteration) -> dict[str, float]:
     """`train.eval_episodes` episodes (rounded up to whole batches of envs) on the training
-    envs at the evaluation temperature (RL4VLA: 0.6), with seeds never used for training.
+    envs at `eval.temperature` (RL4VLA: 0.6), with seeds never used for training.
     The trainer's envs are the ID `train` setting; OOD suites are `python -m rl2vla_jax.eval`."""
     num_envs = config.env.num_envs
     rounds = -(-config.train.eval_episodes // num_envs)
@@ -180,7 +180,7 @@ def _evaluate(config, actor, state, iteration) -> dict[str, float]:
             acting.critic,
             list(range(first, first + num_envs)),
             jax.random.fold_in(jax.random.PRNGKey(10**6 + iteration), r),
-            config.rollout.eval_temperature,
+            config.eval.temperature,
         )
         results.append(episodes.stats())
     return {

@@ -42,9 +42,8 @@ def run_broken(tiny_reference, tmp_path, mutate):
     mutate(hf_dir)
     out = tmp_path / "out"
     result = run_cli("rl2vla_jax.convert_openvla", f"--hf_dir={hf_dir}", f"--out={out}", "--dtype=float32")
-    assert result.returncode != 0
-    errors = [line for line in result.stderr.splitlines() if "convert_openvla: error" in line]
-    assert len(errors) == 1, result.stderr
+    errors = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(errors) == 1 and errors[0].startswith("error: "), result.stderr
     assert not out.exists() and not any(p.name.startswith("out.tmp") for p in tmp_path.iterdir())
     return errors[0]
 

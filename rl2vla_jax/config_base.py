@@ -1,0 +1,266 @@
+"""The configs every job starts from: one common base and the RL, SFT and eval bases on top.
+
+    common      name, seed, init_from, adapter, unnorm_key, model, lora, trainable, env, mesh
+    rl          + algorithm, grpo_group_size, resume, critic, rollout, ppo, optim, train, eval.temperature
+    sft         + data_dir, val_fraction, sft, optim (weight decay, grad clip), collect
+    evaluation  + eval (temperature, seeds, episodes, videos)
+
+They live in the package (not in the repo-root configs/, which setup.py does not install) so
+that no module of the package imports configs/; each configs/*.py file is a few lines on top
+of one of these. Each base takes the parsed config argument (`parse_arg`), so that a
+section's `paper` values sit beside its CPU defaults:
+  (none) / cpu   tiny random OpenVLA, CPU simulator, 2 workers, short episodes (2 CPU cores).
+  paper          OpenVLA-7B with RL4VLA's hyper-parameters (REFERENCE s.2): 64 envs x 80
+                 steps, GPU simulator, LoRA r32/alpha16, value lr 3e-3, LoRA lr 1e-4.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from rl2vla_jax.models.config import DEFAULT_LORA_TARGETS
+from rl2vla_jax.validation import (
+    CONFIG_PRESETS,
+    ENV_BACKENDS,
+    MODEL_PRESETS,
+    PARAM_DTYPES,
+    REMAT_POLICIES,
+    ConfigError,
+    check_choice,
+)
+
+# The config argument every config file accepts; a file may add its own (grpo: same_state).
+PRESET_ARGS = {**{name: False for name in CONFIG_PRESETS}, "seed": 0}
+EVAL_TEMPERATURE = 0.6  # RL4VLA evaluates by sampling at 0.6 (rollouts use 1.0)
+
+_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no", "")
+
+
+def _cast(key: str, text: str, default):
+    """`text` as the type of `default` (the spec value names the type, as big_vision's parse_arg)."""
+    if isinstance(default, bool):  # before int: bool is an int
+        if text.lower() in _TRUE + _FALSE:
+            return text.lower() in _TRUE
+        raise ConfigError(f"config argument {key}={text!r} must be true or false")
+    try:
+        return type(default)(text)
+    except ValueError:
+        raise ConfigError(f"config argument {key}={text!r} must be {type(default).__name__}") from None
+
+
+def parse_arg(arg: str | None, **spec) -> ml_collections.FrozenConfigDict:
+    """The `:arg` of `--config=file.py:arg` as typed values, defaults from `spec`.
+
+    'paper,seed=3' -> paper=True, seed=3: comma-separated `key=value`, a bare word sets a
+    boolean to True, each value is cast to its default's type. An unknown key is one
+    ConfigError line that lists the valid ones.
+    """
+    values = dict(spec)
+    for item in (arg or "").split(","):
+        key, sep, text = (part.strip() for part in item.partition("="))
+        if not key:
+            continue
+        if key not in spec:
+            raise ConfigError(f"unknown config argument {key!r}; valid: {', '.join(spec)}")
+        if not sep and not isinstance(spec[key], bool):
+            raise ConfigError(f"config argument {key!r} needs a value: {key}={spec[key]!r}")
+        values[key] = _cast(key, text, spec[key]) if sep else True
+    presets = [name for name in CONFIG_PRESETS if values.get(name)]
+    if len(presets) > 1:
+        raise ConfigError(f"config presets {' and '.join(presets)} exclude each other; choose one")
+    return ml_collections.FrozenConfigDict(values)
+
+
+def locked(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Locked, so that a misspelt `--config.x.y=` is an error instead of a new key."""
+    c.lock()
+    return c
+
+
+def common(arg) -> ml_collections.ConfigDict:
+    """The sections every job reads (the model it builds or loads, the simulator, the mesh)."""
+    c = ml_collections.ConfigDict()
+    c.name = "default"
+    c.seed = arg.seed
+    # A converted OpenVLA or an SFT checkpoint; RL resumes its workdir or `resume` first.
+    c.init_from = ""
+    c.adapter = ""  # optional PEFT adapter dir applied on top of init_from
+    c.unnorm_key = ""  # which dataset's action statistics un-normalise actions ("" = the only one)
+
+    c.model = ml_collections.ConfigDict()
+    c.model.preset = "tiny"  # one of validation.MODEL_PRESETS
+    c.model.param_dtype = "float32"  # one of validation.PARAM_DTYPES
+    c.model.remat = "none"  # one of validation.REMAT_POLICIES
+    c.model.max_prompt_tokens = 48  # prompts are padded to this: one compiled shape for all instructions
+
+    c.lora = ml_collections.ConfigDict()
+    c.lora.rank = 8
+    c.lora.alpha = 16.0
+    # Regexes over '/'-joined module paths: what OpenVLA's fine-tuning adapts (every Linear incl.
+    # lm_head, and the patch-embedding convs; see models/config.py).
+    c.lora.targets = list(DEFAULT_LORA_TARGETS)
+    # Regexes over '/'-joined param paths: what the actor's optimizer updates (the LoRA factors).
+    c.trainable = [r"lora_(a|b)$"]
+
+    c.env = ml_collections.ConfigDict()
+    c.env.suite = "ours"
+    c.env.setting = "train"
+    c.env.backend = "cpu"  # "cpu": worker processes; "gpu": one batched ManiSkill env
+    c.env.num_envs = 2
+    c.env.max_episode_steps = 20  # the expert needs ~10-16 steps to succeed; shorter cannot
+    c.env.image_size = 224
+
+    c.mesh = ml_collections.ConfigDict()
+    c.mesh.data = -1  # -1: all remaining devices
+    c.mesh.fsdp = 1
+
+    if arg.paper:
+        c.model.preset = "openvla_7b"
+        c.model.param_dtype = "bfloat16"
+        c.model.remat = "dots"
+        c.lora.rank, c.lora.alpha = 32, 16.0
+        c.env.backend = "gpu"
+        c.env.num_envs = 64
+        c.env.max_episode_steps = 80
+        c.mesh.fsdp = -1
+        c.mesh.data = 1
+    return c
+
+
+def _eval_temperature() -> ml_collections.ConfigDict:
+    """The one evaluation temperature key, read by the trainer's periodic evaluation and by
+    `python -m rl2vla_jax.eval` alike."""
+    return ml_collections.ConfigDict({"temperature": EVAL_TEMPERATURE})
+
+
+def rl(arg) -> ml_collections.ConfigDict:
+    """`python -m rl2vla_jax.train`: PPO with a critic, or GRPO."""
+    c = common(arg)
+    c.algorithm = "ppo"  # one of validation.ALGORITHMS
+    c.grpo_group_size = 2  # envs per GRPO group; "grpo_s" also gives each group one initial state
+    c.resume = ""  # a run directory to continue (after the workdir's own checkpoint, before init_from)
+
+    c.critic = ml_collections.ConfigDict()
+    c.critic.name = "film_evi"  # one of validation.CRITICS; algorithm=grpo uses none
+    c.critic.hidden_sizes = (512, 128)
+    c.critic.film_hidden_size = 64
+    c.critic.descriptor_mode = "mean"  # one of validation.DESCRIPTOR_MODES, over the 7 token entropies
+    c.critic.detach_descriptor = True
+
+    c.rollout = ml_collections.ConfigDict()
+    c.rollout.temperature = 1.0
+
+    c.ppo = ml_collections.ConfigDict()
+    c.ppo.gamma = 0.99
+    c.ppo.gae_lambda = 0.95
+    c.ppo.clip_eps = 0.2
+    c.ppo.value_clip_eps = 0.2
+    c.ppo.huber_delta = 10.0
+    c.ppo.value_loss_coef = 1.0
+    c.ppo.value_loss_entropy_coef = 0.0  # c of the entropy-weighted value loss (1 + c*H); 0 = off
+    c.ppo.normalize_advantages = True
+    c.ppo.epochs = 1
+    c.ppo.minibatch_size = 5
+    c.ppo.grad_accum_steps = 2
+
+    c.optim = ml_collections.ConfigDict()
+    c.optim.actor_lr = 1e-4
+    c.optim.critic_lr = 3e-3
+    c.optim.weight_decay = 0.01
+    c.optim.max_grad_norm = 10.0
+
+    c.train = ml_collections.ConfigDict()
+    c.train.iterations = 3
+    c.train.log_every = 1
+    c.train.checkpoint_every = 1
+    c.train.eval_every = 0  # 0 = never; at eval.temperature
+    c.train.eval_episodes = 2
+    c.train.video_every = 0
+    c.train.use_wandb = False
+
+    c.eval = _eval_temperature()
+
+    if arg.paper:
+        c.ppo.minibatch_size = 8
+        c.ppo.grad_accum_steps = 20
+        c.train.iterations = 300
+        c.train.checkpoint_every = 10
+        c.train.eval_every = 10
+        c.train.eval_episodes = 64
+        c.train.video_every = 20
+    return c
+
+
+def sft(arg) -> ml_collections.ConfigDict:
+    """`python -m rl2vla_jax.sft` (behaviour cloning) and `python -m rl2vla_jax.collect_demos`."""
+    c = common(arg)
+    c.name = "sft"
+    c.data_dir = "demos/train"
+    c.val_fraction = 0.1  # of episodes, held out for validation loss and token accuracy
+    c.env.image_size = 64  # camera resolution of collected demos (the tiny model reads 28 px)
+
+    c.sft = ml_collections.ConfigDict()
+    c.sft.learning_rate = 3e-3  # the tiny random model; `:paper` uses OpenVLA's 5e-4
+    c.sft.batch_size = 8
+    c.sft.steps = 200
+    c.sft.eval_every = 50  # also the interval of training-metric logs
+    c.sft.checkpoint_every = 100  # <workdir>/checkpoints/<step>; the last 3 are kept
+    c.sft.eval_batch_size = 16
+    c.sft.val_max_examples = 512  # validation steps kept in memory (evenly spaced over held-out episodes)
+    # True: every parameter trains (not only config.trainable, the LoRA factors); for the tiny
+    # random model, whose frozen random base LoRA alone adapts slowly. The checkpoint then holds
+    # the fine-tuned base and LoRA factors; RL continues with config.trainable as usual.
+    c.sft.train_all_params = False
+    c.sft.augment = False  # random resized crop + colour jitter, as OpenVLA's image_aug
+    c.sft.num_threads = 4  # grain reader threads (decode, augment, tokenise ahead of the device)
+    c.sft.num_workers = 0  # grain worker processes on top of the threads (0 = none)
+
+    c.optim = ml_collections.ConfigDict()
+    c.optim.weight_decay = 0.01
+    c.optim.max_grad_norm = 10.0
+
+    c.collect = ml_collections.ConfigDict()
+    c.collect.num_episodes = 50
+    c.collect.num_workers = 2
+
+    if arg.paper:
+        c.env.image_size = 224
+        c.sft.learning_rate = 5e-4
+        c.sft.batch_size = 16
+        c.sft.steps = 20000
+        c.sft.eval_every = 1000
+        c.sft.checkpoint_every = 5000
+        c.sft.val_max_examples = 4096
+        c.sft.augment = True
+        c.sft.num_threads = 16
+        c.sft.num_workers = 4
+        c.collect.num_episodes = 16000
+    return c
+
+
+def evaluation(arg) -> ml_collections.ConfigDict:
+    """`python -m rl2vla_jax.eval`: every setting of a suite, seeds x episodes each."""
+    c = common(arg)
+    c.name = "eval"
+    # The scripted expert needs ~15 steps for the task; 30 leaves a policy room for mistakes.
+    c.env.max_episode_steps = 30
+    c.env.image_size = 64  # the tiny model reads 28 px; 64 keeps videos watchable
+    c.eval = _eval_temperature()
+    c.eval.seeds = (0,)
+    c.eval.episodes = 2
+    c.eval.videos_per_setting = 1
+    if arg.paper:
+        c.env.max_episode_steps = 80
+        c.env.image_size = 224
+        c.eval.seeds = (0, 1, 2)
+        c.eval.episodes = 64
+        c.eval.videos_per_setting = 2
+    return c
+
+
+def validate_common(config) -> None:
+    """Raise ConfigError (one line) for an invalid choice in the sections every job shares."""
+    check_choice("config.model.preset", config.model.preset, MODEL_PRESETS)
+    check_choice("config.model.param_dtype", config.model.param_dtype, PARAM_DTYPES)
+    check_choice("config.model.remat", config.model.remat, REMAT_POLICIES)
+    check_choice("config.env.backend", config.env.backend, ENV_BACKENDS)
