@@ -1,4 +1,5 @@
-"""Convert an HF OpenVLA checkpoint (+ optional PEFT adapter) to an rl2vla_jax checkpoint.
+"""Convert an HF OpenVLA checkpoint (+ optional PEFT adapter) to an rl2vla_jax checkpoint:
+step 0 of `rl2vla_jax.checkpoints`' layout at --out (params, assets with the tokenizer inside).
 
   python -m rl2vla_jax.convert_openvla --hf_dir=DIR --out=DIR [--adapter=DIR]
       [--dtype=bfloat16|float32] [--inspect_only]
@@ -53,9 +54,10 @@ def main(argv):
         if os.path.exists(stats_file):
             with open(stats_file) as f:
                 norm_stats = {**norm_stats, **json.load(f)}
-        checkpoints.write_checkpoint(
-            FLAGS.out, params, cfg, norm_stats, hf_config, tokenizer_dir=FLAGS.hf_dir
-        )
+        tokenizer = os.path.join(FLAGS.hf_dir, "tokenizer.model")
+        tokenizer = tokenizer if os.path.isfile(tokenizer) else None
+        assets = checkpoints.make_assets(cfg, norm_stats, tokenizer, hf_config=hf_config)
+        checkpoints.write_converted(FLAGS.out, params, assets)
     print(f"wrote {FLAGS.out}")
 
 

@@ -1,7 +1,6 @@
 """Compare methods over seeds: python -m rl2vla_jax.results --out=OUT
   [--evals=LABEL=EVAL_DIR,EVAL_DIR ...]   the evaluation folders (eval --out) of a method's seeds
   [--runs=LABEL=RUN_DIR,RUN_DIR ...]      the RL run directories (train --workdir) of its seeds
-  [--processes=N]                         JAX processes each RL run used (default 1)
 
 Repeat --evals / --runs once per method (or separate methods with ';'); the order is the table's.
 --evals writes OUT/table.md, table.csv, settings.csv, table.png (evaluation/tables.py);
@@ -20,7 +19,6 @@ _EVALS = flags.DEFINE_multi_string(
     "evals", [], "LABEL=DIR[,DIR...]: evaluation folders of one method's seeds."
 )
 _RUNS = flags.DEFINE_multi_string("runs", [], "LABEL=DIR[,DIR...]: RL run directories of one method's seeds.")
-_PROCESSES = flags.DEFINE_integer("processes", 1, "JAX processes each RL run used (env steps per iteration).")
 _OUT = flags.DEFINE_string("out", None, "Folder for the tables, curves and plots.")
 flags.mark_flags_as_required(["out"])
 
@@ -43,12 +41,10 @@ def main(argv):
     evals, runs = parse_methods("evals", _EVALS.value), parse_methods("runs", _RUNS.value)
     if not evals and not runs:
         raise ConfigError("nothing to do: pass --evals=LABEL=DIR,... and/or --runs=LABEL=DIR,...")
-    if _PROCESSES.value < 1:
-        raise ConfigError(f"--processes={_PROCESSES.value} must be at least 1")
     from rl2vla_jax.evaluation import curves, tables
 
     methods = tables.load_methods(evals) if evals else None
-    learning = curves.load_curves(runs, _PROCESSES.value) if runs else None
+    learning = curves.load_curves(runs) if runs else None
     os.makedirs(_OUT.value, exist_ok=True)
     if methods:
         print(tables.write_tables(_OUT.value, methods))

@@ -2,10 +2,10 @@
 
 A method is a label and the run directories of its seeds (`python -m rl2vla_jax.train
 --workdir`). Each run's summary.csv gives one row per logged iteration (train/logging.py); the
-run's config, stored in each checkpoint's assets, gives the env steps of one iteration:
-    env steps after iteration i = (i + 1) x env.num_envs x env.max_episode_steps x processes
-(num_envs is per process; a run does not record its process count, so the caller gives it).
-Wall-clock seconds: an `elapsed_seconds` column when the run has one; else the running sum of
+run's `run.json` (written by the trainer) gives the env steps of one iteration:
+    env steps after iteration i = (i + 1) x env.num_envs x env.max_episode_steps x processes.
+Wall-clock seconds: the `elapsed_seconds` column when the run has one (the trainer logs it,
+continued across resumes); else the running sum of
 the per-iteration phase times (time_simulator + time_policy + time_update + time_host), each
 logged row standing for the iterations since the previous one (train.log_every > 1). That is
 training time: periodic evaluations and checkpoint saves are not in it.
@@ -55,34 +55,18 @@ def read_summary(run: str) -> dict[str, np.ndarray]:
     return {k: v[order] for k, v in columns.items()}
 
 
-def run_config(run: str) -> dict:
-    """The run's config, from the assets of its latest checkpoint (checkpoints.py's layout)."""
-    from rl2vla_jax.checkpoints import ASSETS_FILE  # lazily: it imports orbax
-
-    folder = os.path.join(run, "checkpoints")
-    steps = (
-        sorted((int(n) for n in os.listdir(folder) if n.isdigit()), reverse=True)
-        if os.path.isdir(folder)
-        else []
-    )
-    for step in steps:
-        path = os.path.join(folder, str(step), "assets", ASSETS_FILE)
-        if os.path.isfile(path):
-            with open(path) as f:
-                config = json.load(f).get("config")
-            if config is not None:
-                return json.loads(config) if isinstance(config, str) else config
-    raise ConfigError(
-        f"{run} has no checkpoint holding the run's config (checkpoints/<step>/assets/{ASSETS_FILE}), "
-        "so its env steps per iteration are unknown"
-    )
+RUN_FILE = "run.json"  # written by the RL trainer (rl2vla_jax/train/loop.py) into its workdir
 
 
-def steps_per_iteration(config: dict, processes: int) -> int:
-    env = config.get("env", {})
-    if "num_envs" not in env or "max_episode_steps" not in env:
-        raise ConfigError("the run's config has no env.num_envs / env.max_episode_steps")
-    return int(env["num_envs"]) * int(env["max_episode_steps"]) * processes
+def steps_per_iteration(run: str) -> int:
+    """Env steps of one iteration over all processes, from the run's `run.json`."""
+    path = os.path.join(run, RUN_FILE)
+    if not os.path.isfile(path):
+        raise ConfigError(
+            f"{run} has no {RUN_FILE} (written by python -m rl2vla_jax.train), so its env steps are unknown"
+        )
+    with open(path) as f:
+        return int(json.load(f)["env_steps_per_iteration"])
 
 
 def elapsed_seconds(summary: dict[str, np.ndarray], run: str = "") -> np.ndarray:
@@ -98,12 +82,12 @@ def elapsed_seconds(summary: dict[str, np.ndarray], run: str = "") -> np.ndarray
     return np.cumsum(per_iteration * covered)
 
 
-def method_curve(label: str, runs: list[str], processes: int = 1) -> list[dict]:
+def method_curve(label: str, runs: list[str]) -> list[dict]:
     """One row per iteration all seeds logged: env steps, seconds and each metric's mean/interval."""
     seeds = []
     for run in runs:
         summary = read_summary(run)
-        per_iteration = steps_per_iteration(run_config(run), processes)
+        per_iteration = steps_per_iteration(run)
         seeds.append((run, summary, per_iteration, elapsed_seconds(summary, run)))
     sizes = {s[2] for s in seeds}
     if len(sizes) > 1:
@@ -164,11 +148,11 @@ def plot(curves: dict[str, list[dict]], path: str) -> None:
     plt.close(fig)
 
 
-def load_curves(specs: list[tuple[str, list[str]]], processes: int = 1) -> dict[str, list[dict]]:
+def load_curves(specs: list[tuple[str, list[str]]]) -> dict[str, list[dict]]:
     labels = [label for label, _ in specs]
     if len(set(labels)) < len(labels):
         raise ConfigError(f"a run label is given twice: {', '.join(labels)}")
-    return {label: method_curve(label, runs, processes) for label, runs in specs}
+    return {label: method_curve(label, runs) for label, runs in specs}
 
 
 def write_curves(out: str, curves: dict[str, list[dict]]) -> None:

@@ -21,6 +21,7 @@ import time
 import jax
 import numpy as np
 
+from rl2vla_jax import checkpoints
 from rl2vla_jax.policy import episodes as episodes_lib
 from rl2vla_jax.policy import loading
 from rl2vla_jax.policy.act import make_act
@@ -48,18 +49,9 @@ class Options:
 
 
 def resolve_checkpoint(path: str) -> str:
-    """RANDOM, a model checkpoint, an SFT/RL run directory (its latest step), or one step."""
-    if path == RANDOM:
-        return RANDOM
-    path = os.path.abspath(path)
-    if not os.path.isdir(path):
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    inner = os.path.join(path, "checkpoints")
-    if os.path.isdir(inner):
-        steps = sorted(int(name) for name in os.listdir(inner) if name.isdigit())
-        if steps and os.path.isfile(os.path.join(inner, str(steps[-1]), "assets", "model_config.json")):
-            return os.path.join(inner, str(steps[-1]))  # an SFT run: its last model checkpoint
-    return path
+    """RANDOM, or the step directory `checkpoints.resolve` picks (stored in evaluation.json,
+    so a later step of the same run is a different evaluation)."""
+    return RANDOM if path == RANDOM else checkpoints.resolve(path).path
 
 
 def _write_json(path: str, data) -> None:
@@ -69,9 +61,8 @@ def _write_json(path: str, data) -> None:
     os.replace(tmp, path)
 
 
-def prepare_folder(out: str, options: Options) -> None:
-    """Create OUT, or check that the evaluation stored there is this one (resume)."""
-    os.makedirs(os.path.join(out, "settings"), exist_ok=True)
+def prepare_folder(out: str, options: Options, create: bool = True) -> None:
+    """Check that the evaluation stored in OUT is this one (resume), or create OUT."""
     path = os.path.join(out, "evaluation.json")
     if os.path.isfile(path):
         with open(path) as f:
@@ -86,7 +77,8 @@ def prepare_folder(out: str, options: Options) -> None:
                 f"{out} holds an evaluation with other options ({', '.join(changed)} differ); "
                 "pass another --out to start a new one"
             )
-    else:
+    elif create:
+        os.makedirs(os.path.join(out, "settings"), exist_ok=True)
         _write_json(path, options.to_dict())
 
 
@@ -127,7 +119,7 @@ def run_setting(config, actor, params, setting, options: Options, out: str, vide
 def evaluate(config, checkpoint: str, settings, options: Options, out: str, log=print) -> dict[str, dict]:
     """Evaluate `checkpoint` on `settings` (SuiteEntry list) into OUT; settings already stored
     there are read back, not rerun. Returns {setting: result}."""
-    prepare_folder(out, options)
+    prepare_folder(out, options, create=False)
     results, todo = {}, []
     for setting in settings:
         path = os.path.join(out, "settings", f"{setting.setting}.json")
@@ -143,7 +135,9 @@ def evaluate(config, checkpoint: str, settings, options: Options, out: str, log=
     from rl2vla_jax.envs import make_vector_env  # the simulator: only when there is work
     from rl2vla_jax.envs.actions import FULL_RANGE_ACTION_STATS
 
+    # An unreadable checkpoint fails here, before OUT exists.
     policy = loading.load(config, checkpoint, random_action_stats=FULL_RANGE_ACTION_STATS)
+    prepare_folder(out, options)
     act = make_act(policy.model_config)
 
     for index, setting in enumerate(todo):

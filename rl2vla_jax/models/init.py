@@ -66,7 +66,7 @@ def init_params(model_config: OpenVLAConfig, rng: jax.Array) -> Params:
 
 
 def add_lora(params: Params, model_config: OpenVLAConfig, lora: LoraConfig, rng: jax.Array):
-    """Base params (e.g. from `load_checkpoint`) -> (params with fresh LoRA factors, config).
+    """Base params (e.g. from `checkpoints.load_policy`) -> (params with fresh LoRA factors, config).
 
     A ~ N(0, (1/r)^2), B = 0, so the adapted model starts equal to the base model. Factors
     already present (an imported adapter) are kept.

@@ -1,9 +1,10 @@
-"""The SFT host loop: grain batches -> one jitted step; validation; model checkpoints.
+"""The SFT host loop: grain batches -> one jitted step; validation; checkpoints.
 
-Checkpoints are model checkpoints (`rl2vla_jax.convert.checkpoint` layout: `params/` with the
-LoRA factors + `assets/` with the model config, the dataset's statistics as norm_stats and the
-tokenizer.model), written atomically as <workdir>/checkpoints/<step>, so any of them is a valid
-`python -m rl2vla_jax.train --config.init_from=...` and `python -m rl2vla_jax.eval --checkpoint=...`.
+Checkpoints are `rl2vla_jax.checkpoints`' one layout, <workdir>/checkpoints/<step>: `params`
+(the policy, LoRA factors included), `train_state` (AdamW state and step, so a resumed run
+continues bit for bit) and `assets` (model config, the dataset's statistics as norm_stats, the
+tokenizer), so any of them is a valid `python -m rl2vla_jax.train --config.init_from=...` and
+`python -m rl2vla_jax.eval --checkpoint=...`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import functools
 import json
 import math
 import os
-import shutil
 import time
 
 import jax
@@ -22,11 +22,10 @@ from tqdm import tqdm
 
 from rl2vla_jax import checkpoints
 from rl2vla_jax import mesh as mesh_lib
-from rl2vla_jax.checkpoints import write_checkpoint
 from rl2vla_jax.data import demos
 from rl2vla_jax.data.norm_stats import select_stats
 from rl2vla_jax.data.prompt import load_tokenizer, tiny_tokenizer
-from rl2vla_jax.models.init import init_params
+from rl2vla_jax.models.init import init_params, param_shapes
 from rl2vla_jax.models.trainable import split_trainable
 from rl2vla_jax.policy import loading
 from rl2vla_jax.sft import data as sft_data
@@ -54,35 +53,26 @@ def validate(config) -> None:
         )
 
 
-def _saved_steps(directory: str) -> list[int]:
-    if not os.path.isdir(directory):
-        return []
-    return sorted(int(name) for name in os.listdir(directory) if name.isdigit())
-
-
-def _save(ckpt_dir, step, state, model_cfg, norm_stats, tokenizer_dir) -> str:
-    path = os.path.join(ckpt_dir, str(step))
-    if not os.path.exists(path):
-        params = jax.device_get(state.policy_params)
-        write_checkpoint(path, params, model_cfg, norm_stats, tokenizer_dir=tokenizer_dir)
-    for old in _saved_steps(ckpt_dir)[:-KEEP_CHECKPOINTS]:
-        shutil.rmtree(os.path.join(ckpt_dir, str(old)), ignore_errors=True)
-    return path
-
-
-def _initial_params(config, model_cfg, workdir_ckpts):
-    """Start order: this workdir's latest SFT checkpoint (params only: the AdamW moments restart),
-    then `config.init_from` (a converted OpenVLA), then a random init."""
-    steps = _saved_steps(workdir_ckpts)
-    if steps:
-        params, _, assets = checkpoints.load_policy(os.path.join(workdir_ckpts, str(steps[-1])))
-        return params, assets, steps[-1], f"resumed from {workdir_ckpts}/{steps[-1]}"
+def _start_point(config, model_cfg, tx, patterns, mgr, template):
+    """Start order: this workdir's latest intact checkpoint (params, AdamW state and step; a
+    corrupt newer step is moved aside with a warning), then `config.init_from` (a converted
+    OpenVLA or another SFT run), then a random init."""
+    restored = checkpoints.restore_latest(
+        mgr, {"policy": template.policy_params}, {"step": template.step, "opt_state": template.opt_state}
+    )
+    if restored is not None:
+        step, params, train_state, assets = restored
+        trainable, frozen = split_trainable(params["policy"], patterns)
+        state = sft_step.SFTState(trainable=trainable, frozen=frozen, **train_state)
+        return state, assets, f"resumed from {mgr.directory}/{step}"
     if config.init_from:
         params, _, assets = checkpoints.load_policy(config.init_from)
         params, _ = checkpoints.with_lora(params, model_cfg, config.adapter, jax.random.PRNGKey(config.seed))
-        return params, assets, 0, f"initialised from {config.init_from}"
-    params = init_params(model_cfg, jax.random.PRNGKey(config.seed))
-    return params, {}, 0, "random initialisation"
+        origin = f"initialised from {config.init_from}"
+    else:
+        params, assets = init_params(model_cfg, jax.random.PRNGKey(config.seed)), {}
+        origin = "random initialisation"
+    return sft_step.create_state(*split_trainable(params, patterns), tx), assets, origin
 
 
 def _evaluate(evaluate, state, val_arrays, batch_size, majority_bins) -> dict[str, float]:
@@ -104,14 +94,27 @@ def _evaluate(evaluate, state, val_arrays, batch_size, majority_bins) -> dict[st
 def train(config, workdir: str) -> dict:
     validate(config)
     os.makedirs(workdir, exist_ok=True)
-    ckpt_dir = os.path.join(workdir, "checkpoints")
     model_cfg = loading.model_config(config, checkpoints.load_model_config(config.init_from))
-    params, init_assets, start, origin = _initial_params(config, model_cfg, ckpt_dir)
+    mesh = mesh_lib.make_mesh(config.mesh.data, config.mesh.fsdp)
+    if config.sft.batch_size % mesh.shape["data"]:
+        raise ConfigError(
+            f"config.sft.batch_size={config.sft.batch_size} does not split over the mesh's "
+            f"data axis of {mesh.shape['data']} devices"
+        )
+    tx = sft_step.make_optimizer(
+        config.sft.learning_rate, config.optim.weight_decay, config.optim.max_grad_norm
+    )
+    patterns = (".*",) if config.sft.train_all_params else config.trainable
+    abstract = jax.eval_shape(
+        lambda p: sft_step.create_state(*split_trainable(p, patterns), tx), param_shapes(model_cfg)
+    )
+    state_sharding = mesh_lib.param_sharding(mesh, abstract)
+    mgr = checkpoints.manager(os.path.join(workdir, checkpoints.CHECKPOINTS), max_to_keep=KEEP_CHECKPOINTS)
+    state, init_assets, origin = _start_point(
+        config, model_cfg, tx, patterns, mgr, checkpoints.abstract(abstract, state_sharding)
+    )
+    start = int(state.step)
     tokenizer_path = init_assets.get("tokenizer") or tiny_tokenizer()
-    tokenizer_dir = os.path.join(workdir, "tokenizer")  # write_checkpoint copies DIR/tokenizer.model
-    os.makedirs(tokenizer_dir, exist_ok=True)
-    if os.path.abspath(tokenizer_path) != os.path.abspath(os.path.join(tokenizer_dir, "tokenizer.model")):
-        shutil.copy(tokenizer_path, os.path.join(tokenizer_dir, "tokenizer.model"))
     eos_id = int(load_tokenizer(tokenizer_path).eos_id())
 
     with open(os.path.join(config.data_dir, demos.STATISTICS)) as f:
@@ -145,18 +148,8 @@ def train(config, workdir: str) -> dict:
         num_workers=config.sft.num_workers,
     )
 
-    mesh = mesh_lib.make_mesh(config.mesh.data, config.mesh.fsdp)
-    if config.sft.batch_size % mesh.shape["data"]:
-        raise ConfigError(
-            f"config.sft.batch_size={config.sft.batch_size} does not split over the mesh's "
-            f"data axis of {mesh.shape['data']} devices"
-        )
-    tx = sft_step.make_optimizer(
-        config.sft.learning_rate, config.optim.weight_decay, config.optim.max_grad_norm
-    )
-    trainable, frozen = split_trainable(params, (".*",) if config.sft.train_all_params else config.trainable)
-    state = sft_step.create_state(trainable, frozen, tx).replace(step=np.int32(start))
-    state_sharding = mesh_lib.param_sharding(mesh, state)
+    env_conditions = {"image_size": config.env.image_size, "max_episode_steps": config.env.max_episode_steps}
+    assets = checkpoints.make_assets(model_cfg, norm_stats, tokenizer_path, config.to_json(), env_conditions)
     state = jax.device_put(state, state_sharding)
     step_fn = jax.jit(
         functools.partial(sft_step.train_step, model_cfg, tx, eos_id),
@@ -168,7 +161,7 @@ def train(config, workdir: str) -> dict:
     def shard(batch):
         return jax.device_put(batch, mesh_lib.env_axis_sharding(mesh, batch, env_axis=0))
 
-    num_trainable = sum(int(np.prod(v.shape)) for v in trainable.values())
+    num_trainable = sum(int(np.prod(v.shape)) for v in state.trainable.values())
     print(
         f"[sft] {origin}; {len(split.train_episodes)} train / {len(split.val_episodes)} validation episodes "
         f"({len(split.train_indices)} / {len(split.val_indices)} steps); {num_trainable:,} trainable params; "
@@ -209,10 +202,18 @@ def train(config, workdir: str) -> dict:
                 val_acc=f"{row.get('val_accuracy', float('nan')):.3f}",
             )
         if done % config.sft.checkpoint_every == 0 or done == config.sft.steps:
-            final = _save(ckpt_dir, done, state, model_cfg, norm_stats, tokenizer_dir)
+            checkpoints.save(
+                mgr,
+                done,
+                {"policy": state.policy_params},
+                assets,
+                {"step": state.step, "opt_state": state.opt_state},
+            )
+            final = os.path.join(mgr.directory, str(done))
     bar.close()
+    mgr.close()
     if final is None:  # nothing left to do: the workdir already holds the last step
-        final = os.path.join(ckpt_dir, str(_saved_steps(ckpt_dir)[-1]))
+        final = os.path.join(mgr.directory, str(start))
     last = rows[-1] if rows else {}
     if last:
         print(

@@ -1,6 +1,7 @@
 """The host training loop: rollout on the simulator, one jitted update, logs and checkpoints."""
 
 import functools
+import json
 import os
 import time
 
@@ -32,15 +33,29 @@ def episode_seeds(config, iteration: int, group_size: int) -> list[int]:
     return [base + i for i in range(config.env.num_envs)]
 
 
-def _start_point(config, hp, model_cfg, critic, workdir, mgr):
-    """Resume order: this workdir's latest checkpoint, then `config.resume` (another run's
-    checkpoints), then `config.init_from` (converted OpenVLA / SFT params), then scratch."""
-    for directory, source in ((None, workdir), (config.resume, config.resume)):
-        resume_mgr = mgr if directory is None else checkpoints.manager(directory) if directory else None
-        if resume_mgr is not None and resume_mgr.latest_step() is not None:
-            template = builders.initial_state(config, hp, model_cfg, critic)
-            state, assets = checkpoints.restore(resume_mgr, template, config.trainable)
-            return state, assets, f"resumed from {source} at iteration {int(state.iteration)}"
+def _start_point(config, hp, model_cfg, critic, mgr, template):
+    """Resume order: this workdir's latest intact checkpoint (a corrupt newer step is moved
+    aside with a warning), then `config.resume` (another run's checkpoint: the step
+    `checkpoints.resolve` names), then `config.init_from` (converted OpenVLA / SFT params),
+    then scratch. Checkpoints restore into `template` (abstract, sharded): nothing is drawn."""
+    params_template, train_state_template = builders.checkpoint_items(template)
+    restored = checkpoints.restore_latest(mgr, params_template, train_state_template)
+    source = mgr.directory
+    if restored is None and config.resume:
+        step = checkpoints.resolve(config.resume)
+        other = checkpoints.reader(step.directory)
+        try:
+            restored = (
+                step.step,
+                *checkpoints.restore(other, step.step, params_template, train_state_template),
+            )
+        finally:
+            other.close()
+        source = step.path
+    if restored is not None:
+        _, params, train_state, assets = restored
+        state = builders.from_checkpoint_items(params, train_state, config.trainable)
+        return state, assets, f"resumed from {source} at iteration {int(state.iteration)}"
     if config.init_from:
         params, _, assets = checkpoints.load_policy(config.init_from)
         params, _ = checkpoints.with_lora(params, model_cfg, config.adapter, jax.random.PRNGKey(config.seed))
@@ -49,14 +64,34 @@ def _start_point(config, hp, model_cfg, critic, workdir, mgr):
     return builders.initial_state(config, hp, model_cfg, critic), {}, "random initialisation"
 
 
+RUN_FILE = "run.json"
+
+
+def write_run_description(workdir: str, config) -> None:
+    """`<workdir>/run.json`: the config and how many env steps one iteration takes over all
+    processes (what learning curves put on their x axis)."""
+    description = {
+        "config": json.loads(config.to_json()),
+        "process_count": jax.process_count(),
+        "env_steps_per_iteration": config.env.num_envs * config.env.max_episode_steps * jax.process_count(),
+    }
+    tmp = os.path.join(workdir, f"{RUN_FILE}.tmp-{os.getpid()}")
+    with open(tmp, "w") as f:
+        json.dump(description, f, indent=1)
+    os.replace(tmp, os.path.join(workdir, RUN_FILE))
+
+
 def train(config, workdir: str) -> dict:
     hp = hparams.rl_hparams(config)
     model_cfg = loading.model_config(config, checkpoints.load_model_config(config.init_from))
     critic = builders.make_critic(hp, config)
     actor_tx, critic_tx = builders.optimizers(config)
     os.makedirs(workdir, exist_ok=True)
-    mgr = checkpoints.manager(os.path.join(workdir, "checkpoints"))
-    state, assets, origin = _start_point(config, hp, model_cfg, critic, workdir, mgr)
+    mgr = checkpoints.manager(os.path.join(workdir, checkpoints.CHECKPOINTS))
+    mesh = mesh_lib.make_mesh(config.mesh.data, config.mesh.fsdp)
+    abstract = builders.abstract_state(config, hp, model_cfg, critic)
+    template = checkpoints.abstract(abstract, mesh_lib.param_sharding(mesh, abstract))
+    state, assets, origin = _start_point(config, hp, model_cfg, critic, mgr, template)
     from rl2vla_jax.envs import make_vector_env  # imports the simulator: only when training
     from rl2vla_jax.envs.actions import FULL_RANGE_ACTION_STATS, FULL_RANGE_KEY
 
@@ -64,16 +99,11 @@ def train(config, workdir: str) -> dict:
     norm_stats = assets.get("norm_stats") or {FULL_RANGE_KEY: {"action": FULL_RANGE_ACTION_STATS}}
     tokenizer_path = assets.get("tokenizer") or tiny_tokenizer()
     action_stats = select_stats(norm_stats, config.unnorm_key or None)
-    assets = {
-        "model_config": model_cfg.to_dict(),
-        "norm_stats": norm_stats,
-        "tokenizer": tokenizer_path,
-        "config": config.to_json(),
-    }
+    env_conditions = {"image_size": config.env.image_size, "max_episode_steps": config.env.max_episode_steps}
+    assets = checkpoints.make_assets(model_cfg, norm_stats, tokenizer_path, config.to_json(), env_conditions)
     tokenizer = load_tokenizer(tokenizer_path)
     decoder = ActionDecoder(model_cfg, action_stats)
 
-    mesh = mesh_lib.make_mesh(config.mesh.data, config.mesh.fsdp)
     state_sharding = mesh_lib.param_sharding(mesh, state)
     state = jax.device_put(state, state_sharding)
     act = make_act(model_cfg, critic if hp.uses_critic else None, hp.descriptor_mode)
@@ -104,6 +134,11 @@ def train(config, workdir: str) -> dict:
     logger = RunLogger(workdir, config.train.use_wandb, config, enabled=jax.process_index() == 0)
     start = int(state.iteration)
     logger.keep_earlier_rows(start)
+    if jax.process_index() == 0:
+        write_run_description(workdir, config)
+    # Wall-clock seconds of training, continued across resumes (learning curves vs time).
+    elapsed_before = logger.rows[-1].get("elapsed_seconds", 0.0) if logger.rows else 0.0
+    run_clock = time.perf_counter()
     print(
         f"[train] {config.name}: {origin}; {start}/{config.train.iterations} iterations done; "
         f"{jax.device_count()} device(s), mesh {dict(mesh.shape)}",
@@ -138,6 +173,7 @@ def train(config, workdir: str) -> dict:
             state, metrics = learn(state, batch)
             metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
             stats["time_update"] = time.perf_counter() - clock
+            stats["elapsed_seconds"] = elapsed_before + time.perf_counter() - run_clock
             metrics |= stats
             if config.train.eval_every and (iteration + 1) % config.train.eval_every == 0:
                 metrics |= _evaluate(config, actor, state, iteration)
@@ -152,11 +188,13 @@ def train(config, workdir: str) -> dict:
             )
             last = iteration + 1 == config.train.iterations
             if last or (iteration + 1) % config.train.checkpoint_every == 0:
-                checkpoints.save(mgr, state, assets)
+                params_item, train_state_item = builders.checkpoint_items(state)
+                checkpoints.save(mgr, iteration + 1, params_item, assets, train_state_item)
         bar.close()
     finally:
         env.close()
         logger.close()
+        mgr.close()
     table = logger.summary()
     print(f"\n{config.name} summary ({workdir}/summary.md):\n{table}", flush=True)
     # A recompile per iteration would be a bug: both caches should hold one program.

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
-from rl2vla_jax.checkpoints import load_checkpoint
+from rl2vla_jax.checkpoints import load_policy
 from rl2vla_jax.convert import peft_adapter
 from rl2vla_jax.convert.safetensors_io import SafetensorsFile, save_numpy
 
@@ -95,10 +95,10 @@ def test_inspect_only_lists_every_key(tiny_reference):
 def test_peft_export_import_round_trip(tiny_reference, converted, converted_lora, tmp_path):
     torch = pytest.importorskip("torch")
     peft = pytest.importorskip("peft")
-    lora_params, cfg, _ = load_checkpoint(converted_lora, as_jax=False)
+    lora_params, cfg, _ = load_policy(converted_lora)
     exported = str(tmp_path / "exported")
     peft_adapter.export_adapter(lora_params, cfg, exported)
-    base_params, base_cfg, _ = load_checkpoint(converted, as_jax=False)
+    base_params, base_cfg, _ = load_policy(converted)
     reimported, cfg2 = peft_adapter.import_adapter(exported, base_params, base_cfg)
     assert (cfg2.lora.rank, cfg2.lora.alpha) == (cfg.lora.rank, cfg.lora.alpha)
     flat_a = jax.tree_util.tree_flatten_with_path(lora_params)[0]
@@ -158,7 +158,7 @@ def test_bfloat16_checkpoint_converts_exactly(tiny_reference, tmp_path):
     out = str(tmp_path / "jax_bf16")
     result = run_cli("rl2vla_jax.convert_openvla", f"--hf_dir={hf_dir}", f"--out={out}", "--dtype=bfloat16")
     assert result.returncode == 0, result.stderr[-2000:]
-    params, cfg, assets = load_checkpoint(out)
+    params, cfg, assets = load_policy(out)
     assert cfg.param_dtype == "bfloat16" and assets["tokenizer"] is not None
     state = model.state_dict()
     kernel = params["llm"]["layers"]["self_attn"]["k_proj"]["kernel"]

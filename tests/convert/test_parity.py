@@ -13,7 +13,7 @@ import pytest
 from conftest import run_cli
 from PIL import Image
 
-from rl2vla_jax.checkpoints import load_checkpoint
+from rl2vla_jax.checkpoints import load_policy
 from rl2vla_jax.data import prompt
 from rl2vla_jax.data.action_tokenizer import ActionTokenizer
 from rl2vla_jax.data.norm_stats import unnormalize
@@ -47,7 +47,7 @@ def torch_pixels(pixels):
 
 def test_towers_projector_and_logits_match(tiny_reference, converted, inputs):
     _, pixels, ids, mask = inputs
-    params, cfg, _ = load_checkpoint(converted)
+    params, cfg, _ = load_policy(converted)
     model = OpenVLA(cfg)
     with torch.no_grad():
         ref_dino, ref_siglip = tiny_reference.model.vision_backbone.tower_features(torch_pixels(pixels))
@@ -83,7 +83,7 @@ def greedy_reference(model, cfg, pixels, ids, mask):
 
 def test_greedy_tokens_identical_batched(tiny_reference, converted, inputs):
     _, pixels, ids, mask = inputs
-    params, cfg, _ = load_checkpoint(converted)
+    params, cfg, _ = load_policy(converted)
     ref_tokens, ref_logits = greedy_reference(tiny_reference.model, cfg, pixels, ids, mask)
     out = sampling.sample_actions(params, cfg, pixels, ids, mask, jax.random.key(0), 0.0)
     np.testing.assert_array_equal(out["token_ids"], ref_tokens)
@@ -92,7 +92,7 @@ def test_greedy_tokens_identical_batched(tiny_reference, converted, inputs):
 
 def test_lora_adapter_logits_match_peft(tiny_reference, converted_lora, inputs):
     _, pixels, ids, mask = inputs
-    params, cfg, _ = load_checkpoint(converted_lora)
+    params, cfg, _ = load_policy(converted_lora)
     assert cfg.lora.rank == 4 and cfg.lora.alpha == 7
     b = 1
     n = int(mask[b].sum())
@@ -127,7 +127,7 @@ def test_predict_action_cli_matches_reference(
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
-    _, cfg, _ = load_checkpoint(converted)
+    _, cfg, _ = load_policy(converted)
     ref_tokens, ref_logits = greedy_reference(torch_model, cfg, pixels[:1], ids[:1], mask[:1])
     assert out["tokens"] == ref_tokens[0].tolist()
     log_p = torch.log_softmax(torch.from_numpy(ref_logits[0]), -1).numpy()

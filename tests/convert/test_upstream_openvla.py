@@ -22,7 +22,7 @@ import pytest
 from conftest import NORM_STATS, convert_cli, run_cli
 from PIL import Image
 
-from rl2vla_jax.checkpoints import load_checkpoint
+from rl2vla_jax.checkpoints import load_policy
 from rl2vla_jax.convert import peft_adapter
 from rl2vla_jax.convert.safetensors_io import SafetensorsFile
 from rl2vla_jax.data import prompt
@@ -174,14 +174,14 @@ def test_adapter_covers_what_openvla_finetuning_adapts(upstream):
         "vision_backbone.fused_featurizer.patch_embed.proj",
     ):
         assert f"base_model.model.{module}.lora_A.weight" in keys
-    _, cfg, _ = load_checkpoint(upstream.converted[True], as_jax=False)
+    _, cfg, _ = load_policy(upstream.converted[True])
     assert {"^llm/lm_head$", "^vision/dino/patch_embed$", "^vision/siglip/patch_embed$"} <= set(
         cfg.lora.targets
     )
 
 
 def test_exported_adapter_is_upstreams_and_runs_upstream(upstream, tmp_path):
-    params, cfg, _ = load_checkpoint(upstream.converted[True], as_jax=False)
+    params, cfg, _ = load_policy(upstream.converted[True])
     exported = str(tmp_path / "exported")
     peft_adapter.export_adapter(params, cfg, exported, base_model_name_or_path=upstream.hf_dir)
     ours = SafetensorsFile(os.path.join(exported, "adapter_model.safetensors"))
@@ -238,7 +238,7 @@ def test_adapter_base_layer_weight_replaces_the_base(upstream, tmp_path):
     key = "base_model.model.language_model.lm_head.base_layer.weight"
     tensors[key] = tensors[key] * 2.0 + 0.5
     save_numpy(tensors, path, metadata={"format": "pt"})
-    params, cfg, _ = load_checkpoint(upstream.converted[False], as_jax=False)
+    params, cfg, _ = load_policy(upstream.converted[False])
     original = np.asarray(params["llm"]["lm_head"]["kernel"])
     adapted, _ = peft_adapter.import_adapter(adapter, params, cfg)
     np.testing.assert_array_equal(adapted["llm"]["lm_head"]["kernel"], tensors[key].T)

@@ -180,14 +180,13 @@ def test_incomparable_folders_are_refused(specs, tmp_path, change, message):
     assert message in str(err.value) and "odd" in str(err.value)
 
 
-def write_run(folder, iterations, success, returns, seconds, num_envs=3, max_episode_steps=7):
-    """A run directory: summary.csv (phase times summing to `seconds` per row) and the config in
-    a checkpoint's assets, as train/loop.py and checkpoints.py write them."""
+def write_run(folder, iterations, success, returns, seconds, num_envs=3, max_episode_steps=7, processes=1):
+    """A run directory: summary.csv (phase times summing to `seconds` per row) and run.json, as
+    train/loop.py writes them."""
     folder = str(folder)
-    os.makedirs(os.path.join(folder, "checkpoints", "4", "assets"))
-    config = {"name": "x", "env": {"num_envs": num_envs, "max_episode_steps": max_episode_steps}}
-    with open(os.path.join(folder, "checkpoints", "4", "assets", "metadata"), "w") as f:
-        json.dump({"model_config": {}, "config": json.dumps(config)}, f)
+    os.makedirs(folder)
+    with open(os.path.join(folder, "run.json"), "w") as f:
+        json.dump({"env_steps_per_iteration": num_envs * max_episode_steps * processes}, f)
     with open(os.path.join(folder, "summary.csv"), "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(
@@ -202,14 +201,21 @@ def write_run(folder, iterations, success, returns, seconds, num_envs=3, max_epi
 @pytest.fixture
 def runs(tmp_path):
     a = write_run(
-        tmp_path / "a", [0, 1, 2, 3], [0.0, 0.25, 0.5, 0.75], [1.0, 2.0, 3.0, 4.0], [2.0, 3.0, 5.0, 7.0]
+        tmp_path / "a",
+        [0, 1, 2, 3],
+        [0.0, 0.25, 0.5, 0.75],
+        [1.0, 2.0, 3.0, 4.0],
+        [2.0, 3.0, 5.0, 7.0],
+        processes=2,
     )
-    b = write_run(tmp_path / "b", [0, 1, 2], [0.5, 0.25, 1.0], [3.0, 2.0, 5.0], [11.0, 13.0, 17.0])
+    b = write_run(
+        tmp_path / "b", [0, 1, 2], [0.5, 0.25, 1.0], [3.0, 2.0, 5.0], [11.0, 13.0, 17.0], processes=2
+    )
     return a, b
 
 
 def test_curve_seed_mean_band_and_axes(runs):
-    rows = curves.method_curve("ppo", list(runs), processes=2)
+    rows = curves.method_curve("ppo", list(runs))
     assert [r["iteration"] for r in rows] == [0, 1, 2]  # iterations both seeds logged
     assert [r["env_steps"] for r in rows] == [42, 84, 126]  # (i + 1) x 3 envs x 7 steps x 2 processes
     assert [r["seconds"] for r in rows] == pytest.approx([6.5, 14.5, 25.5])  # mean of cumulative sums
@@ -221,7 +227,7 @@ def test_curve_seed_mean_band_and_axes(runs):
     assert rows[1]["success_ci_low"] == rows[1]["success_ci_high"] == pytest.approx(0.25)  # equal seeds
     assert rows[0]["return_mean"] == pytest.approx(2.0)
     one = curves.method_curve("one", [runs[0]])
-    assert [r["env_steps"] for r in one] == [21, 42, 63, 84]
+    assert [r["env_steps"] for r in one] == [42, 84, 126, 168]
     assert one[3]["return_ci_low"] == one[3]["return_ci_high"] == one[3]["return_mean"] == 4.0
 
 
@@ -243,8 +249,8 @@ def test_write_curves_and_missing_config(runs, tmp_path):
     assert float(rows[4]["success_mean"]) == 0.25 and rows[4]["seeds"] == "1"
     with open(out / "curves.png", "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-    os.remove(os.path.join(runs[1], "checkpoints", "4", "assets", "metadata"))
-    with pytest.raises(ConfigError, match="has no checkpoint holding the run's config"):
+    os.remove(os.path.join(runs[1], "run.json"))
+    with pytest.raises(ConfigError, match="has no run.json"):
         curves.method_curve("ppo", [runs[1]])
 
 

@@ -9,6 +9,7 @@ import sys
 import jax
 import numpy as np
 import pytest
+from PIL import Image
 
 from configs import film_evi, sft
 from rl2vla_jax import checkpoints
@@ -110,6 +111,46 @@ def test_sft_learns_checkpoints_and_feeds_the_rl_trainer(synthetic_demos, tmp_pa
     # The same command again finds the last step done and leaves the checkpoints as they are.
     again = sft_loop.train(_config(synthetic_demos), workdir)
     assert again["rows"] == [] and again["checkpoint"] == ckpt
+
+
+@pytest.mark.slow
+def test_sft_resume_is_bit_exact_and_predict_action_reads_the_run(synthetic_demos, tmp_path):
+    changes = dict(eval_every=2, checkpoint_every=3)
+    full = sft_loop.train(_config(synthetic_demos, steps=6, **changes), str(tmp_path / "full"))
+    workdir = str(tmp_path / "halves")
+    half = sft_loop.train(_config(synthetic_demos, steps=3, **changes), workdir)
+    resumed = sft_loop.train(_config(synthetic_demos, steps=6, **changes), workdir)
+    assert [row["step"] for row in half["rows"]] == [2, 3]
+    assert [row["step"] for row in resumed["rows"]] == [4, 6]
+
+    def without_timing(rows):
+        timing = ("steps_per_s", "data_wait_fraction")
+        return [{k: v for k, v in row.items() if k not in timing} for row in rows]
+
+    assert without_timing(resumed["rows"]) == without_timing(full["rows"][1:])  # AdamW state restored
+    full_params, _, _ = checkpoints.load_policy(str(tmp_path / "full"))
+    resumed_params, _, _ = checkpoints.load_policy(workdir)
+    for a, b in zip(jax.tree.leaves(full_params), jax.tree.leaves(resumed_params), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+    # predict_action on the SFT run directory (its latest step).
+    image = tmp_path / "frame.png"
+    Image.fromarray(np.random.default_rng(5).integers(0, 256, (31, 29, 3), dtype=np.uint8)).save(image)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rl2vla_jax.predict_action", f"--checkpoint={workdir}", f"--image={image}",
+         "--instruction=put the carrot on the plate"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    cfg = checkpoints.load_model_config(workdir)
+    assert len(result["tokens"]) == 7
+    assert all(cfg.action_token_begin <= t < cfg.action_token_end for t in result["tokens"]), result
+    with open(os.path.join(synthetic_demos, demos.STATISTICS)) as f:
+        stats = next(iter(json.load(f).values()))["action"]
+    # Un-normalised with the dataset's statistics: inside [q01, q99] on the masked dimensions.
+    for value, low, high in zip(result["action"][:6], stats["q01"], stats["q99"]):
+        assert low - 1e-6 <= value <= high + 1e-6
 
 
 def test_missing_data_dir_is_one_line_error(tmp_path):
