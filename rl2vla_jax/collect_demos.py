@@ -2,8 +2,8 @@
 
     python -m rl2vla_jax.collect_demos --config=configs/sft.py --num_episodes=N --out=DIR
 
-Reads from the config (when given): env.setting, env.image_size, collect.num_episodes,
-collect.num_workers, data_dir, seed. Flags given on the command line win over the config.
+Reads from the config (when given): env.setting, env.image_size, env.camera, env.layout,
+collect.num_episodes, collect.num_workers, collect.hold_steps, data_dir, seed. Flags given on the command line win over the config.
 Writes ArrayRecord shards + dataset_statistics.json (format: rl2vla_jax/data/demos.py) and
 resumes an interrupted collection in the same --out.
 """
@@ -12,7 +12,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from rl2vla_jax import cli
-from rl2vla_jax.validation import ConfigError, check_choice
+from rl2vla_jax.validation import CAMERAS, LAYOUTS, ConfigError, check_choice
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "ml_collections config file (e.g. configs/sft.py)")
 _NUM_EPISODES = flags.DEFINE_integer("num_episodes", None, "successful episodes to end with (default 50)")
@@ -49,7 +49,16 @@ def main(argv):
         num_workers=_pick(_NUM_WORKERS.value, config, "collect.num_workers", 1),
         seed=_pick(_SEED.value, config, "seed", 0),
         episodes_per_shard=_EPISODES_PER_SHARD.value,
+        hold_steps=_pick(None, config, "collect.hold_steps", 2),
+        env_options={
+            "camera": _pick(None, config, "env.camera", "wide"),
+            "layout": _pick(None, config, "env.layout", "full"),
+        },
     )
+    check_choice("env.camera", options["env_options"]["camera"], CAMERAS)
+    check_choice("env.layout", options["env_options"]["layout"], LAYOUTS)
+    if int(options["hold_steps"]) < 0:
+        raise ConfigError(f"collect.hold_steps={options['hold_steps']} must be >= 0")
     for key in ("num_episodes", "image_size", "max_steps", "num_workers", "episodes_per_shard"):
         if int(options[key]) < 1:  # config values too, not only the flags' lower bounds
             raise ConfigError(f"{key}={options[key]} must be >= 1")

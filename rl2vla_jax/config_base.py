@@ -20,8 +20,10 @@ import ml_collections
 
 from rl2vla_jax.models.config import DEFAULT_LORA_TARGETS
 from rl2vla_jax.validation import (
+    CAMERAS,
     CONFIG_PRESETS,
     ENV_BACKENDS,
+    LAYOUTS,
     MODEL_PRESETS,
     PARAM_DTYPES,
     REMAT_POLICIES,
@@ -108,7 +110,9 @@ def common(arg) -> ml_collections.ConfigDict:
     c.env.backend = "cpu"  # "cpu": worker processes; "gpu": one batched ManiSkill env
     c.env.num_envs = 2
     c.env.max_episode_steps = 20  # the expert needs ~10-16 steps to succeed; shorter cannot
-    c.env.image_size = 224
+    c.env.image_size = 224  # camera resolution (square); the model resizes to its own size
+    c.env.camera = "wide"  # "wide" | "close" (tighter framing for small images)
+    c.env.layout = "full"  # "full" | "narrow": how widely the ID settings spread object and plate
 
     c.mesh = ml_collections.ConfigDict()
     c.mesh.data = -1  # -1: all remaining devices
@@ -222,6 +226,7 @@ def sft(arg) -> ml_collections.ConfigDict:
     c.collect = ml_collections.ConfigDict()
     c.collect.num_episodes = 50
     c.collect.num_workers = 2
+    c.collect.hold_steps = 2  # steps recorded after a stable success (the expert hovering)
 
     if arg.paper:
         c.env.image_size = 224
@@ -264,3 +269,18 @@ def validate_common(config) -> None:
     check_choice("config.model.param_dtype", config.model.param_dtype, PARAM_DTYPES)
     check_choice("config.model.remat", config.model.remat, REMAT_POLICIES)
     check_choice("config.env.backend", config.env.backend, ENV_BACKENDS)
+    check_choice("config.env.camera", config.env.camera, CAMERAS)
+    check_choice("config.env.layout", config.env.layout, LAYOUTS)
+
+
+ENV_CONDITIONS = ("image_size", "max_episode_steps", "camera", "layout")
+
+
+def env_conditions(config) -> dict:
+    """What a policy is trained under and evaluated under by default (stored in checkpoints)."""
+    return {key: config.env[key] for key in ENV_CONDITIONS}
+
+
+def env_options(conditions) -> dict:
+    """The task's own keyword arguments (rl2vla_jax.envs.make_vector_env's `env_options`)."""
+    return {"camera": conditions["camera"], "layout": conditions["layout"]}

@@ -13,7 +13,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from rl2vla_jax import cli, config_base
-from rl2vla_jax.validation import ConfigError
+from rl2vla_jax.validation import CAMERAS, LAYOUTS, ConfigError
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Evaluation config file[:presets].", lock_config=True
@@ -27,6 +27,13 @@ _EPISODES = flags.DEFINE_integer(
 )
 _COMPARE = flags.DEFINE_string("compare", None, "A second checkpoint, or a results folder, to compare with.")
 _OUT = flags.DEFINE_string("out", None, "Results folder (default results/<checkpoint>_<suite>).")
+# Default: what the checkpoint was trained under (its assets), else the config's env section.
+_IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Camera resolution.", lower_bound=16)
+_HORIZON = flags.DEFINE_integer(
+    "max_episode_steps", None, "Episode length (success at its last step).", lower_bound=1
+)
+_CAMERA = flags.DEFINE_enum("camera", None, CAMERAS, "Camera framing.")
+_LAYOUT = flags.DEFINE_enum("layout", None, LAYOUTS, "Object and plate spread of the ID settings.")
 flags.mark_flags_as_required(["config", "checkpoint"])
 
 
@@ -49,10 +56,18 @@ def main(argv):
     if compare and not selection.is_results_folder(compare):
         compare = runner.resolve_checkpoint(compare)
     out = _OUT.value or selection.default_out(checkpoint, suite)
+    overrides = dict(
+        image_size=_IMAGE_SIZE.value,
+        max_episode_steps=_HORIZON.value,
+        camera=_CAMERA.value,
+        layout=_LAYOUT.value,
+    )
+    env = runner.conditions(config, checkpoint, overrides)
     options = runner.Options(
         checkpoint, suite, seeds, episodes, float(config.eval.temperature),
-        int(config.env.max_episode_steps), int(config.env.image_size),
+        int(env["max_episode_steps"]), int(env["image_size"]), env["camera"], env["layout"],
     )  # fmt: skip
+    print(f"[eval] env conditions: {env}", flush=True)
     print(f"[eval] {checkpoint} on {len(entries)} setting(s) of {suite!r} -> {out}", flush=True)
     results = runner.evaluate(config, checkpoint, entries, options, out)
     other = label = None

@@ -38,7 +38,7 @@ ALLOWED = {
         "config_base",
     },
     "sft": {"models", "data", "policy", "checkpoints", "mesh", "validation", "cli", "config_base"},
-    "evaluation": {"data", "policy", "checkpoints", "envs", "validation", "video", "cli"},
+    "evaluation": {"data", "policy", "checkpoints", "envs", "validation", "video", "cli", "config_base"},
 }
 # `cli` (one error line, exit 2) sits just above `validation`; packages with a __main__ use it.
 ENTRY_POINTS = {"cli", "eval", "predict_action", "convert_openvla", "collect_demos", "results"}

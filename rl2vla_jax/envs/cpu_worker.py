@@ -20,7 +20,14 @@ import numpy as np
 INFO_KEYS = ("success", "success_once", "is_grasped", "ever_grasped", "on_receptacle")
 
 
-def make_single_env(env_id: str, image_size: int, max_episode_steps: int, obs_mode: str = "rgb"):
+def make_single_env(
+    env_id: str,
+    image_size: int,
+    max_episode_steps: int,
+    obs_mode: str = "rgb",
+    env_options: dict | None = None,
+):
+    """One CPU env; `env_options` are the task's own keyword arguments (camera, layout)."""
     import gymnasium as gym
 
     import rl2vla_jax.envs  # noqa: F401  (registers the put-on-plate ids in this process)
@@ -36,6 +43,7 @@ def make_single_env(env_id: str, image_size: int, max_episode_steps: int, obs_mo
         sim_backend="cpu",
         image_size=image_size,
         max_episode_steps=max_episode_steps,
+        **(env_options or {}),
     )
 
 
@@ -47,11 +55,11 @@ def _info(info) -> dict:
     return {key: bool(np.asarray(info[key]).reshape(-1)[0]) for key in INFO_KEYS if key in info}
 
 
-def worker_main(conn, env_id: str, image_size: int, max_episode_steps: int) -> None:
+def worker_main(conn, env_id: str, image_size: int, max_episode_steps: int, env_options: dict) -> None:
     from rl2vla_jax.envs.actions import openvla_to_controller
 
     try:
-        env = make_single_env(env_id, image_size, max_episode_steps)
+        env = make_single_env(env_id, image_size, max_episode_steps, env_options=env_options)
         conn.send(("ready", None))
     except Exception:  # noqa: BLE001  (any failure to build must reach the parent, not vanish)
         conn.send(("error", traceback.format_exc()))

@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
+import os
 
 import numpy as np
 from tqdm import tqdm
 
 from rl2vla_jax.data import demos
 from rl2vla_jax.envs.settings import SETTINGS
+from rl2vla_jax.validation import ConfigError
 
 SUCCESS_HOLD_STEPS = 2  # keep recording this many steps after a stable success (retreat)
 
 _worker_state: dict = {}
 
 
-def _init_worker(setting: str, image_size: int, max_steps: int):
+def _init_worker(setting: str, image_size: int, max_steps: int, env_options: dict, hold_steps: int):
     from rl2vla_jax.envs.cpu_worker import make_single_env
     from rl2vla_jax.envs.expert import ScriptedExpert
 
-    env = make_single_env(SETTINGS[setting].env_id, image_size, max_steps)
-    _worker_state.update(env=env, expert=ScriptedExpert(env), max_steps=max_steps)
+    env = make_single_env(SETTINGS[setting].env_id, image_size, max_steps, env_options=env_options)
+    _worker_state.update(env=env, expert=ScriptedExpert(env), max_steps=max_steps, hold_steps=hold_steps)
 
 
 def record_episode(seed: int):
@@ -56,7 +59,7 @@ def record_episode(seed: int):
                 success=success,
             )
         )
-        if held >= SUCCESS_HOLD_STEPS:
+        if held >= _worker_state["hold_steps"]:
             break
     episode_success = steps[-1]["success"]
     steps[-1]["is_last"] = True
@@ -77,20 +80,36 @@ def collect(
     num_workers: int = 1,
     seed: int = 0,
     episodes_per_shard: int = 32,
+    env_options: dict | None = None,
+    hold_steps: int = SUCCESS_HOLD_STEPS,
 ) -> dict:
     """Collect until `out` holds `num_episodes` successful episodes (resuming what is there).
 
     Episode seeds are seed, seed+1, ...; seeds already recorded (successful or failed) are
-    skipped, so an interrupted run picks up where it stopped."""
+    skipped, so an interrupted run picks up where it stopped. After a stable success the expert
+    hovers (retreat) and `hold_steps` more steps are recorded: what a policy should do once the
+    object is placed, for the rest of an evaluation episode."""
+    _check_same_collection(
+        out,
+        dict(
+            setting=setting,
+            image_size=image_size,
+            max_steps=max_steps,
+            hold_steps=hold_steps,
+            **(env_options or {}),
+        ),
+    )
     writer = demos.DemoWriter(out, episodes_per_shard=episodes_per_shard)
     progress = tqdm(total=num_episodes, initial=min(writer.num_successful, num_episodes), unit="episode")
     pool = None
     if num_workers > 1:
         pool = multiprocessing.get_context("spawn").Pool(
-            num_workers, initializer=_init_worker, initargs=(setting, image_size, max_steps)
+            num_workers,
+            initializer=_init_worker,
+            initargs=(setting, image_size, max_steps, dict(env_options or {}), hold_steps),
         )
     else:
-        _init_worker(setting, image_size, max_steps)
+        _init_worker(setting, image_size, max_steps, dict(env_options or {}), hold_steps)
     next_seed = seed
     try:
         while writer.num_successful < num_episodes:
@@ -115,6 +134,29 @@ def collect(
         elif "env" in _worker_state:
             _worker_state.pop("env").close()
     return writer_summary(out)
+
+
+COLLECTION_FILE = "collection.json"
+
+
+def _check_same_collection(out: str, conditions: dict) -> None:
+    """Record what the demonstrations were collected under; a resumed collection must match
+    (mixing cameras or layouts in one dataset would be silent and wrong)."""
+    path = os.path.join(out, COLLECTION_FILE)
+    if os.path.isfile(path):
+        with open(path) as f:
+            stored = json.load(f)
+        changed = sorted(k for k in stored.keys() | conditions.keys() if stored.get(k) != conditions.get(k))
+        if changed:
+            raise ConfigError(
+                f"{out} holds demonstrations collected with other {', '.join(changed)} "
+                f"({', '.join(f'{k}={stored.get(k)!r}' for k in changed)}); pass another --out"
+            )
+        return
+    os.makedirs(out, exist_ok=True)
+    with open(f"{path}.tmp", "w") as f:
+        json.dump(conditions, f, indent=1)
+    os.replace(f"{path}.tmp", path)
 
 
 def writer_summary(out: str) -> dict:

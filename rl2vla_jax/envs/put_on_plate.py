@@ -22,6 +22,8 @@ P = 0.1 * ever_grasped + 0.1 * ever_grasped_5_consecutive_steps + 1.0 * (on_rece
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import sapien
 import torch
@@ -54,6 +56,31 @@ UNSEEN_RING = (0.19, 0.24)  # unseen positions: this ring around the centre ...
 UNSEEN_RING_X = (-0.28, 0.1)  # ... clipped to what the Panda reaches from above
 RECEPTACLE_REGION = ((-0.22, 0.02), (-0.26, 0.26))  # x and y ranges of receptacle centres
 TRAIN_YAW = (-0.6, 0.6)
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """Where the ID settings (train, id) place the target object and the receptacle."""
+
+    object_radius: float  # target objects spawn in this disk around WORKSPACE_CENTRE
+    receptacle_region: tuple  # x and y ranges of receptacle centres
+    yaw: tuple  # object yaw range
+
+
+LAYOUTS = {
+    "full": Layout(TRAIN_OBJECT_RADIUS, RECEPTACLE_REGION, TRAIN_YAW),
+    # A CPU-sized ID distribution: the object within 4 cm of the centre, the plate on its left,
+    # small yaws. A from-scratch model on 2 cores cannot learn the full spread in minutes
+    # (docs/results/cpu.md); the OOD settings keep the full layout.
+    "narrow": Layout(0.04, ((-0.14, -0.04), (0.15, 0.21)), (-0.2, 0.2)),
+}
+
+# Third-person cameras, both from across the table facing the robot (like Bridge's camera).
+# "close" frames the workspace tighter: at 64 px an object is ~5 px wide instead of ~3.
+CAMERAS = {
+    "wide": dict(eye=(0.42, 0.36, 0.58), target=(-0.22, 0.0, 0.0), fov=0.95),
+    "close": dict(eye=(0.22, 0.24, 0.44), target=(-0.12, 0.0, 0.03), fov=0.85),
+}
 UNSEEN_YAW_ABS = (0.9, np.pi / 2)
 MOVE_AT_STEP_REGION = 0.17
 
@@ -78,10 +105,21 @@ class PutOnPlateEnv(BaseEnv):
     SUPPORTED_ROBOTS = ["panda"]
     SUPPORTED_OBS_MODES = ("none", "state", "state_dict", "rgb", "rgb+segmentation", "sensor_data")
 
-    def __init__(self, *args, setting: str = "train", image_size: int = 224, robot_uids="panda", **kwargs):
+    def __init__(
+        self,
+        *args,
+        setting: str = "train",
+        image_size: int = 224,
+        camera: str = "wide",
+        layout: str = "full",
+        robot_uids="panda",
+        **kwargs,
+    ):
         self.setting_spec: SettingSpec = SETTINGS[setting]
         self.image_size = int(image_size)
+        self.camera = CAMERAS[camera]
         spec = self.setting_spec
+        self.layout = LAYOUTS[layout if spec.category == "ID" else "full"]
         self.object_kinds = _pool(spec.objects, catalog.TRAIN_OBJECTS, catalog.UNSEEN_OBJECTS)
         self.distractor_kinds = _pool(spec.distractor_object, catalog.TRAIN_OBJECTS, catalog.UNSEEN_OBJECTS)
         self.receptacle_kinds = _pool(spec.receptacles, catalog.TRAIN_RECEPTACLES, catalog.UNSEEN_RECEPTACLES)
@@ -106,9 +144,9 @@ class PutOnPlateEnv(BaseEnv):
 
     @property
     def _default_sensor_configs(self):
-        # Third-person view from across the table, facing the robot (like Bridge's camera).
-        pose = sapien_utils.look_at(eye=[0.42, 0.36, 0.58], target=[-0.22, 0.0, 0.0])
-        return [CameraConfig("base_camera", pose, self.image_size, self.image_size, 0.95, 0.01, 10)]
+        pose = sapien_utils.look_at(eye=list(self.camera["eye"]), target=list(self.camera["target"]))
+        size, fov = self.image_size, self.camera["fov"]
+        return [CameraConfig("base_camera", pose, size, size, fov, 0.01, 10)]
 
     @property
     def _default_human_render_camera_configs(self):
@@ -312,7 +350,7 @@ class PutOnPlateEnv(BaseEnv):
         receptacle_xy = []
         for r in receptacles:
             radius = self.all_receptacle_kinds[r].footprint_radius
-            xy = _sample_clear(rng, placed, radius, lambda: _box_point(rng, RECEPTACLE_REGION))
+            xy = _sample_clear(rng, placed, radius, lambda: _box_point(rng, self.layout.receptacle_region))
             placed.append((xy, radius))
             receptacle_xy.append(xy)
         object_xy, object_yaw = [], []
@@ -322,8 +360,8 @@ class PutOnPlateEnv(BaseEnv):
                 xy = _sample_clear(rng, placed, extent, lambda: _ring_point(rng))
                 yaw = rng.choice([-1.0, 1.0]) * rng.uniform(*UNSEEN_YAW_ABS)
             else:
-                xy = _sample_clear(rng, placed, extent, lambda: _disk_point(rng, TRAIN_OBJECT_RADIUS))
-                yaw = rng.uniform(*TRAIN_YAW)
+                xy = _sample_clear(rng, placed, extent, lambda: _disk_point(rng, self.layout.object_radius))
+                yaw = rng.uniform(*self.layout.yaw)
             placed.append((xy, extent))
             object_xy.append(xy)
             object_yaw.append(float(yaw))

@@ -56,16 +56,18 @@ def make_vector_env(
     max_episode_steps: int = 80,
     seed: int = 0,
     suite: str = "ours",
+    env_options: dict | None = None,
 ):
-    """Build `num_envs` envs of one setting of a suite (see `rl2vla_jax.envs.suites`)."""
+    """Build `num_envs` envs of one setting of a suite (see `rl2vla_jax.envs.suites`).
+    `env_options`: the task's own keyword arguments, e.g. {"camera": "close", "layout": "narrow"}."""
     from rl2vla_jax.envs import suites
 
     entry = suites.get_setting(suite, setting)
     require_vulkan()
     if backend == "cpu":
-        return CpuVectorEnv(entry.env_id, num_envs, image_size, max_episode_steps, seed)
+        return CpuVectorEnv(entry.env_id, num_envs, image_size, max_episode_steps, seed, env_options)
     if backend == "gpu":
-        return GpuVectorEnv(entry.env_id, num_envs, image_size, max_episode_steps, seed)
+        return GpuVectorEnv(entry.env_id, num_envs, image_size, max_episode_steps, seed, env_options)
     raise ValueError(f"backend must be 'cpu' or 'gpu', got {backend!r}")
 
 
@@ -95,8 +97,8 @@ class WorkerCrashed(RuntimeError):
 class _Worker:
     """A child process holding one simulator; restartable."""
 
-    def __init__(self, env_id: str, image_size: int, max_episode_steps: int):
-        self.args = (env_id, image_size, max_episode_steps)
+    def __init__(self, env_id: str, image_size: int, max_episode_steps: int, env_options: dict):
+        self.args = (env_id, image_size, max_episode_steps, env_options)
         self.process = None
         self.conn = None
         self.start()
@@ -158,11 +160,22 @@ class _Worker:
 class CpuVectorEnv:
     """`num_envs` single-scene CPU simulators in worker processes, stepped in parallel."""
 
-    def __init__(self, env_id: str, num_envs: int, image_size: int, max_episode_steps: int, seed: int = 0):
+    def __init__(
+        self,
+        env_id: str,
+        num_envs: int,
+        image_size: int,
+        max_episode_steps: int,
+        seed: int = 0,
+        env_options: dict | None = None,
+    ):
         self.num_envs = int(num_envs)
         self.max_episode_steps = int(max_episode_steps)
         self.default_seed = seed
-        self.workers = [_Worker(env_id, image_size, max_episode_steps) for _ in range(self.num_envs)]
+        self.workers = [
+            _Worker(env_id, image_size, max_episode_steps, dict(env_options or {}))
+            for _ in range(self.num_envs)
+        ]
         for worker in self.workers:
             worker.wait_ready()
         self.instructions: list[str] = [""] * self.num_envs
@@ -271,7 +284,15 @@ class CpuVectorEnv:
 class GpuVectorEnv:
     """All envs in one batched ManiSkill GPU simulation; JAX arrays in and out via DLPack."""
 
-    def __init__(self, env_id: str, num_envs: int, image_size: int, max_episode_steps: int, seed: int = 0):
+    def __init__(
+        self,
+        env_id: str,
+        num_envs: int,
+        image_size: int,
+        max_episode_steps: int,
+        seed: int = 0,
+        env_options: dict | None = None,
+    ):
         import gymnasium as gym
         import torch
 
@@ -290,6 +311,7 @@ class GpuVectorEnv:
             sim_backend="physx_cuda",
             image_size=image_size,
             max_episode_steps=max_episode_steps,
+            **(env_options or {}),
         )
         self.instructions: list[str] = [""] * self.num_envs
         self.elapsed_steps = 0

@@ -21,7 +21,7 @@ import time
 import jax
 import numpy as np
 
-from rl2vla_jax import checkpoints
+from rl2vla_jax import checkpoints, config_base
 from rl2vla_jax.policy import episodes as episodes_lib
 from rl2vla_jax.policy import loading
 from rl2vla_jax.policy.act import make_act
@@ -43,6 +43,8 @@ class Options:
     temperature: float
     max_episode_steps: int
     image_size: int
+    camera: str
+    layout: str
 
     def to_dict(self):
         return {**dataclasses.asdict(self), "seeds": list(self.seeds)}
@@ -52,6 +54,21 @@ def resolve_checkpoint(path: str) -> str:
     """RANDOM, or the step directory `checkpoints.resolve` picks (stored in evaluation.json,
     so a later step of the same run is a different evaluation)."""
     return RANDOM if path == RANDOM else checkpoints.resolve(path).path
+
+
+def conditions(config, checkpoint: str, overrides: dict) -> dict:
+    """The env conditions to evaluate under: the ones the checkpoint was trained for (camera
+    size and framing, layout, horizon; stored in its assets), else the config's; `overrides`
+    (flags given by the user, None = not given) win over both."""
+    stored = (
+        {}
+        if checkpoint == RANDOM
+        else checkpoints.read_assets(checkpoints.resolve(checkpoint)).get("env", {})
+    )
+    chosen = config_base.env_conditions(config) | {
+        k: v for k, v in stored.items() if k in config_base.ENV_CONDITIONS
+    }
+    return chosen | {k: v for k, v in overrides.items() if v is not None}
 
 
 def _write_json(path: str, data) -> None:
@@ -150,6 +167,7 @@ def evaluate(config, checkpoint: str, settings, options: Options, out: str, log=
             max_episode_steps=options.max_episode_steps,
             seed=config.seed,
             suite=options.suite,
+            env_options=config_base.env_options(dataclasses.asdict(options)),
         )
         actor = episodes_lib.Actor(
             env,

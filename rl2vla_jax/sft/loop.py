@@ -20,7 +20,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from rl2vla_jax import checkpoints
+from rl2vla_jax import checkpoints, config_base
 from rl2vla_jax import mesh as mesh_lib
 from rl2vla_jax.data import demos
 from rl2vla_jax.data.norm_stats import select_stats
@@ -91,6 +91,17 @@ def _evaluate(evaluate, state, val_arrays, batch_size, majority_bins) -> dict[st
     return metrics
 
 
+def demo_conditions(data_dir: str) -> dict:
+    """The camera the demonstrations were recorded with (collect_demos writes it), which the
+    policy is then trained for: it wins over the SFT config's env section."""
+    path = os.path.join(data_dir, "collection.json")
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        collection = json.load(f)
+    return {key: collection[key] for key in ("image_size", "camera", "layout") if key in collection}
+
+
 def train(config, workdir: str) -> dict:
     validate(config)
     os.makedirs(workdir, exist_ok=True)
@@ -148,8 +159,8 @@ def train(config, workdir: str) -> dict:
         num_workers=config.sft.num_workers,
     )
 
-    env_conditions = {"image_size": config.env.image_size, "max_episode_steps": config.env.max_episode_steps}
-    assets = checkpoints.make_assets(model_cfg, norm_stats, tokenizer_path, config.to_json(), env_conditions)
+    conditions = config_base.env_conditions(config) | demo_conditions(config.data_dir)
+    assets = checkpoints.make_assets(model_cfg, norm_stats, tokenizer_path, config.to_json(), conditions)
     state = jax.device_put(state, state_sharding)
     step_fn = jax.jit(
         functools.partial(sft_step.train_step, model_cfg, tx, eos_id),

@@ -9,7 +9,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from rl2vla_jax import checkpoints
+from rl2vla_jax import checkpoints, config_base
 from rl2vla_jax import mesh as mesh_lib
 from rl2vla_jax.data.norm_stats import select_stats
 from rl2vla_jax.data.prompt import load_tokenizer, tiny_tokenizer
@@ -99,8 +99,8 @@ def train(config, workdir: str) -> dict:
     norm_stats = assets.get("norm_stats") or {FULL_RANGE_KEY: {"action": FULL_RANGE_ACTION_STATS}}
     tokenizer_path = assets.get("tokenizer") or tiny_tokenizer()
     action_stats = select_stats(norm_stats, config.unnorm_key or None)
-    env_conditions = {"image_size": config.env.image_size, "max_episode_steps": config.env.max_episode_steps}
-    assets = checkpoints.make_assets(model_cfg, norm_stats, tokenizer_path, config.to_json(), env_conditions)
+    conditions = config_base.env_conditions(config)
+    assets = checkpoints.make_assets(model_cfg, norm_stats, tokenizer_path, config.to_json(), conditions)
     tokenizer = load_tokenizer(tokenizer_path)
     decoder = ActionDecoder(model_cfg, action_stats)
 
@@ -127,6 +127,7 @@ def train(config, workdir: str) -> dict:
         max_episode_steps=config.env.max_episode_steps,
         seed=config.seed,
         suite=config.env.suite,
+        env_options=config_base.env_options(conditions),
     )
     actor = episodes_lib.Actor(
         env, act, tokenizer, decoder, model_cfg.image_size, config.model.max_prompt_tokens

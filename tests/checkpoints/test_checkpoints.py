@@ -222,7 +222,7 @@ def test_rl_run_corrupt_newest_step_warns_resumes_and_cli_errors(tmp_path, capsy
     workdir = tmp_path / "run"
     first = loop.train(_tiny_rl_config(2), str(workdir))
     assets = checkpoints.read_assets(checkpoints.resolve(str(workdir)))
-    assert assets["env"] == {"image_size": 64, "max_episode_steps": 4}
+    assert assets["env"] == {"image_size": 64, "max_episode_steps": 4, "camera": "wide", "layout": "full"}
     assert json.loads(assets["config"])["train"]["iterations"] == 2
     # predict_action on the run directory: its latest step.
     proc = predict_action(str(workdir), tmp_path)
