@@ -12,13 +12,14 @@ IMAGE_SIZE = 64  # nothing checked here depends on the size
 FIRST_FRAMES: dict[str, np.ndarray] = {}
 
 
-def make(setting, obs_mode="rgb"):
+def make(setting, obs_mode="rgb", **env_options):
     return gym.make(
         SETTINGS[setting].env_id,
         num_envs=1,
         obs_mode=obs_mode,
         control_mode=CONTROL_MODE,
         image_size=IMAGE_SIZE,
+        **env_options,
     )
 
 
@@ -108,6 +109,49 @@ def test_unseen_positions_leave_the_train_region():
                 assert (np.linalg.norm(xy - WORKSPACE_CENTRE) > TRAIN_OBJECT_RADIUS + 1e-6) == outside
         finally:
             env.close()
+
+
+@pytest.mark.sim
+def test_narrow_layout_narrows_the_id_settings_only():
+    from rl2vla_jax.envs.put_on_plate import LAYOUTS, WORKSPACE_CENTRE
+
+    narrow = LAYOUTS["narrow"]
+    spread = {}
+    for setting in ("train", "id", "unseen_table"):
+        env = make(setting, obs_mode="state", layout="narrow")
+        try:
+            distances = []
+            for seed in range(12):
+                env.reset(seed=seed)
+                unwrapped = env.unwrapped
+                distances.append(np.linalg.norm(unwrapped.target_pose().p[0, :2].numpy() - WORKSPACE_CENTRE))
+                if setting != "unseen_table":
+                    (x_low, x_high), (y_low, y_high) = narrow.receptacle_region
+                    x, y = unwrapped.receptacle_position()[0, :2].numpy()
+                    assert x_low - 1e-6 <= x <= x_high + 1e-6 and y_low - 1e-6 <= y <= y_high + 1e-6
+            spread[setting] = max(distances)
+        finally:
+            env.close()
+    assert spread["train"] <= narrow.object_radius + 1e-6 and spread["id"] <= narrow.object_radius + 1e-6
+    assert spread["unseen_table"] > narrow.object_radius  # an OOD setting keeps the full layout
+
+
+@pytest.mark.sim
+def test_close_camera_frames_the_workspace_tighter():
+    """The same scene is bigger in the close camera: the object covers more pixels."""
+    counts = {}
+    for camera in ("wide", "close"):
+        env = make("train", obs_mode="rgb+segmentation", camera=camera)
+        try:
+            obs, _ = env.reset(seed=3)
+            segmentation = obs["sensor_data"]["base_camera"]["segmentation"][0, ..., 0].numpy()
+            unwrapped = env.unwrapped
+            target = unwrapped.object_actors[unwrapped.episode_plans[0]["target"]]
+            target_ids = [k for k, obj in unwrapped.segmentation_id_map.items() if obj is target]
+            counts[camera] = int(np.isin(segmentation, target_ids).sum())
+        finally:
+            env.close()
+    assert counts["close"] > 1.5 * counts["wide"] > 0, counts
 
 
 @pytest.mark.sim
