@@ -36,7 +36,7 @@ CASES = [
     ("eval", ["--config=configs/film_evi.py", "--checkpoint=random", "--out={tmp}/out"], "the config has no `eval` section"),
     ("predict_action", ["--checkpoint={tmp}", "--image={tmp}/none.png", "--instruction=go"], "--image={tmp}/none.png does not exist"),
     ("predict_action", ["--checkpoint={tmp}", "--image={text_file}", "--instruction=go"], "--image={text_file} is not a readable image"),
-    ("predict_action", ["--checkpoint={tmp}/none", "--image={png}", "--instruction=go"], "checkpoint directory {tmp}/none does not exist"),
+    ("predict_action", ["--checkpoint={tmp}/none", "--image={png}", "--instruction=go"], "checkpoint {tmp}/none does not exist"),
     # A folder without a checkpoint, and a corrupt one (the checkpoint module words these).
     ("predict_action", ["--checkpoint={empty_dir}", "--image={png}", "--instruction=go"], ""),
     ("predict_action", ["--checkpoint={tmp}/corrupt", "--image={png}", "--instruction=go"], ""),
@@ -52,6 +52,9 @@ CASES = [
     ("collect_demos", ["--config=configs/nope.py"], "config file configs/nope.py does not exist"),
     ("envs.gallery", ["--image_size=0", "--out={tmp}/out"], "flag --image_size=0: 0 is not integer >= 16"),
     ("envs.expert", ["--setting=moon"], "--setting='moon' is not valid; choose one of: train,"),
+    ("results", ["--out={tmp}/out"], "nothing to do: pass --evals=LABEL=DIR,... and/or --runs=LABEL=DIR,..."),
+    ("results", ["--evals=nolabel", "--out={tmp}/out"], "--evals='nolabel' must be LABEL=DIR[,DIR...]"),
+    ("collect_demos", ["--config=configs/sft.py", "--config.env.camera=fisheye", "--out={tmp}/out"], "env.camera='fisheye' is not valid; choose one of: wide, close"),
 ]
 # fmt: on
 
