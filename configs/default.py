@@ -102,9 +102,12 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.video_every = 0
     c.train.use_wandb = False
 
+    # Batches are split over all data x fsdp devices; params of >= fsdp_min_size elements (and
+    # their optimizer moments) over fsdp, all-gathered once per iteration for acting.
     c.mesh = ml_collections.ConfigDict()
     c.mesh.data = -1  # -1: all remaining devices
-    c.mesh.fsdp = 1
+    c.mesh.fsdp = 1  # -1: all remaining devices
+    c.mesh.fsdp_min_size = 2**18  # rl2vla_jax.mesh.FSDP_MIN_SIZE: smaller arrays stay replicated
     return c
 
 

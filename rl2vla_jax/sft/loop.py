@@ -146,17 +146,13 @@ def train(config, workdir: str) -> dict:
     )
 
     mesh = mesh_lib.make_mesh(config.mesh.data, config.mesh.fsdp)
-    if config.sft.batch_size % mesh.shape["data"]:
-        raise ConfigError(
-            f"config.sft.batch_size={config.sft.batch_size} does not split over the mesh's "
-            f"data axis of {mesh.shape['data']} devices"
-        )
+    mesh_lib.check_batch_split(mesh, config.sft.batch_size, "config.sft.batch_size")
     tx = sft_step.make_optimizer(
         config.sft.learning_rate, config.optim.weight_decay, config.optim.max_grad_norm
     )
     trainable, frozen = split_trainable(params, (".*",) if config.sft.train_all_params else config.trainable)
     state = sft_step.create_state(trainable, frozen, tx).replace(step=np.int32(start))
-    state_sharding = mesh_lib.param_sharding(mesh, state)
+    state_sharding = mesh_lib.param_sharding(mesh, state, config.mesh.fsdp_min_size)
     state = jax.device_put(state, state_sharding)
     step_fn = jax.jit(
         functools.partial(sft_step.train_step, model_cfg, tx, eos_id),
