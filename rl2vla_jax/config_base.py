@@ -117,6 +117,8 @@ def common(arg) -> ml_collections.ConfigDict:
     c.mesh = ml_collections.ConfigDict()
     c.mesh.data = -1  # -1: all remaining devices
     c.mesh.fsdp = 1
+    # Arrays smaller than this are replicated: splitting them costs more than it saves.
+    c.mesh.fsdp_min_size = 2**18
 
     if arg.paper:
         c.model.preset = "openvla_7b"

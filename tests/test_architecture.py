@@ -13,7 +13,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1] / "rl2vla_jax"
 ALLOWED = {
     "validation": set(),
     "video": set(),
-    "mesh": set(),
+    "mesh": {"validation"},
     "models": set(),
     "rl": set(),
     "data": {"validation"},

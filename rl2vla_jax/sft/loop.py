@@ -107,11 +107,7 @@ def train(config, workdir: str) -> dict:
     os.makedirs(workdir, exist_ok=True)
     model_cfg = loading.model_config(config, checkpoints.load_model_config(config.init_from))
     mesh = mesh_lib.make_mesh(config.mesh.data, config.mesh.fsdp)
-    if config.sft.batch_size % mesh.shape["data"]:
-        raise ConfigError(
-            f"config.sft.batch_size={config.sft.batch_size} does not split over the mesh's "
-            f"data axis of {mesh.shape['data']} devices"
-        )
+    mesh_lib.check_batch_split(mesh, config.sft.batch_size, "config.sft.batch_size")
     tx = sft_step.make_optimizer(
         config.sft.learning_rate, config.optim.weight_decay, config.optim.max_grad_norm
     )
@@ -119,7 +115,7 @@ def train(config, workdir: str) -> dict:
     abstract = jax.eval_shape(
         lambda p: sft_step.create_state(*split_trainable(p, patterns), tx), param_shapes(model_cfg)
     )
-    state_sharding = mesh_lib.param_sharding(mesh, abstract)
+    state_sharding = mesh_lib.param_sharding(mesh, abstract, config.mesh.fsdp_min_size)
     mgr = checkpoints.manager(os.path.join(workdir, checkpoints.CHECKPOINTS), max_to_keep=KEEP_CHECKPOINTS)
     state, init_assets, origin = _start_point(
         config, model_cfg, tx, patterns, mgr, checkpoints.abstract(abstract, state_sharding)
@@ -161,7 +157,7 @@ def train(config, workdir: str) -> dict:
 
     conditions = config_base.env_conditions(config) | demo_conditions(config.data_dir)
     assets = checkpoints.make_assets(model_cfg, norm_stats, tokenizer_path, config.to_json(), conditions)
-    state = jax.device_put(state, state_sharding)
+    state = mesh_lib.place(state, state_sharding)
     step_fn = jax.jit(
         functools.partial(sft_step.train_step, model_cfg, tx, eos_id),
         out_shardings=(state_sharding, mesh_lib.replicated(mesh)),

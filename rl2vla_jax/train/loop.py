@@ -89,8 +89,11 @@ def train(config, workdir: str) -> dict:
     os.makedirs(workdir, exist_ok=True)
     mgr = checkpoints.manager(os.path.join(workdir, checkpoints.CHECKPOINTS))
     mesh = mesh_lib.make_mesh(config.mesh.data, config.mesh.fsdp)
+    mesh_lib.check_batch_split(mesh, config.env.num_envs, "config.env.num_envs")
     abstract = builders.abstract_state(config, hp, model_cfg, critic)
-    template = checkpoints.abstract(abstract, mesh_lib.param_sharding(mesh, abstract))
+    template = checkpoints.abstract(
+        abstract, mesh_lib.param_sharding(mesh, abstract, config.mesh.fsdp_min_size)
+    )
     state, assets, origin = _start_point(config, hp, model_cfg, critic, mgr, template)
     from rl2vla_jax.envs import make_vector_env  # imports the simulator: only when training
     from rl2vla_jax.envs.actions import FULL_RANGE_ACTION_STATS, FULL_RANGE_KEY
@@ -104,8 +107,10 @@ def train(config, workdir: str) -> dict:
     tokenizer = load_tokenizer(tokenizer_path)
     decoder = ActionDecoder(model_cfg, action_stats)
 
-    state_sharding = mesh_lib.param_sharding(mesh, state)
-    state = jax.device_put(state, state_sharding)
+    state_sharding = mesh_lib.param_sharding(mesh, state, config.mesh.fsdp_min_size)
+    state = mesh_lib.place(state, state_sharding)
+    to_actor = mesh_lib.acting_copy(mesh)  # whole params on this process's first device
+    mesh_lib.check_acting_copy_fits(mesh, (state.trainable, state.frozen, state.critic))
     act = make_act(model_cfg, critic if hp.uses_critic else None, hp.descriptor_mode)
     learn = jax.jit(
         functools.partial(
@@ -156,11 +161,10 @@ def train(config, workdir: str) -> dict:
         )
         for iteration in bar:
             keep_frames = bool(config.train.video_every) and iteration % config.train.video_every == 0
-            acting = mesh_lib.local_copy(state)
+            # No reference to the acting copy outlives the rollout: `learn` donates the state.
             episodes = episodes_lib.run_episodes(
                 actor,
-                acting.policy_params,
-                acting.critic,
+                *to_actor((state.policy_params, state.critic)),
                 episode_seeds(config, iteration, hp.group_size),
                 jax.random.fold_in(jax.random.fold_in(rollout_key, iteration), jax.process_index()),
                 hp.temperature,
@@ -177,7 +181,7 @@ def train(config, workdir: str) -> dict:
             stats["elapsed_seconds"] = elapsed_before + time.perf_counter() - run_clock
             metrics |= stats
             if config.train.eval_every and (iteration + 1) % config.train.eval_every == 0:
-                metrics |= _evaluate(config, actor, state, iteration)
+                metrics |= _evaluate(config, actor, to_actor((state.policy_params, state.critic)), iteration)
             if frames:
                 write_video(os.path.join(workdir, "videos", f"iteration_{iteration:05d}.mp4"), frames)
             if (iteration + 1) % config.train.log_every == 0:
@@ -203,20 +207,19 @@ def train(config, workdir: str) -> dict:
     return {"rows": logger.rows, "state": state, "compiles": compiles}
 
 
-def _evaluate(config, actor, state, iteration) -> dict[str, float]:
+def _evaluate(config, actor, acting, iteration) -> dict[str, float]:
     """`train.eval_episodes` episodes (rounded up to whole batches of envs) on the training
     envs at `eval.temperature` (RL4VLA: 0.6), with seeds never used for training.
-    The trainer's envs are the ID `train` setting; OOD suites are `python -m rl2vla_jax.eval`."""
+    The trainer's envs are the ID `train` setting; OOD suites are `python -m rl2vla_jax.eval`.
+    `acting`: (policy params, critic params) as `mesh.acting_copy` gives them."""
     num_envs = config.env.num_envs
     rounds = -(-config.train.eval_episodes // num_envs)
     results = []
     for r in range(rounds):
         first = 10**9 + ((iteration * rounds + r) * jax.process_count() + jax.process_index()) * num_envs
-        acting = mesh_lib.local_copy(state)
         episodes = episodes_lib.run_episodes(
             actor,
-            acting.policy_params,
-            acting.critic,
+            *acting,
             list(range(first, first + num_envs)),
             jax.random.fold_in(jax.random.PRNGKey(10**6 + iteration), r),
             config.eval.temperature,
