@@ -197,7 +197,32 @@ def tiny(**changes: Any) -> OpenVLAConfig:
     return cfg.replace(**changes)
 
 
-PRESETS = {"tiny": tiny, "openvla_7b": openvla_7b}
+def small(**changes: Any) -> OpenVLAConfig:
+    """The CPU experiment's model (docs/results/cpu.md): the real architecture at 64 px through
+    8 px patches (64 patches, so a ~5 px object sits inside one patch), 64-wide towers, a
+    3-layer 128-wide Llama; ~1.1 M parameters, all trained by SFT on 2 cores in minutes."""
+    cfg = OpenVLAConfig(
+        dino=VitConfig(
+            width=64,
+            depth=4,
+            num_heads=4,
+            mlp_dim=128,
+            patch_size=8,
+            image_size=64,
+            num_registers=4,
+            class_token=True,
+            layer_scale=True,
+        ),
+        siglip=VitConfig(width=64, depth=4, num_heads=4, mlp_dim=128, patch_size=8, image_size=64),
+        llm=LlamaConfig(
+            vocab_size=448, hidden_size=128, intermediate_size=256, num_layers=3, num_heads=4, num_kv_heads=4
+        ),
+        lora=LoraConfig(rank=8, alpha=16.0),
+    )
+    return cfg.replace(**changes)
+
+
+PRESETS = {"tiny": tiny, "small": small, "openvla_7b": openvla_7b}
 
 
 def get_preset(name: str, **changes: Any) -> OpenVLAConfig:
