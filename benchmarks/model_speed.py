@@ -1,15 +1,23 @@
 """OpenVLA speed, JAX vs the PyTorch reference, same weights, same inputs, same run.
 
-  ./run.sh python benchmarks/model_speed.py [--preset=cpu] [--batch=4] [--repeats=5]
+  ./run.sh python benchmarks/model_speed.py [--preset=cpu|px64] [--batch=4] [--repeats=5] [--json=PATH]
 
-Two workloads (float32, LoRA r=32 alpha=16 on the Linears of the towers' blocks, projector and LLM
-layers; not on lm_head and the patch-embedding convs, which OpenVLA's fine-tuning also adapts):
+Presets: `cpu` (224 px, 14 px patches, narrow layers) and `px64` (SFT's 64 px camera, 8 px patches,
+1.8M base params, 48-token prompts). Two workloads (float32, LoRA r=32 alpha=16 on the Linears of
+the towers' blocks, projector and LLM layers; with --all_targets also on lm_head and the
+patch-embedding convs, as OpenVLA's fine-tuning does):
   train:  forward + backward of the action-token cross-entropy (teacher-forced 7 tokens,
           logits over the 256 action bins), gradients w.r.t. the LoRA factors only;
   sample: batched greedy 7-token action sampling: one prefill + KV-cached decode steps.
 PyTorch: timm towers + transformers LlamaForCausalLM wrapped by PEFT (HF DynamicCache for
-decoding, `logits_to_keep=1`); JAX: rl2vla_jax.rl.policy, jitted (compile excluded: warm-up).
+decoding, `logits_to_keep=1`); JAX: rl2vla_jax.policy.sampling, jitted (compile excluded: warm-up).
 Reports medians of --repeats timed runs after one warm-up run; JAX and PyTorch runs alternate.
+
+Also the JAX forward alone (the same loss, no gradient) for the backward/forward ratio, and the
+train step's CPU MFU: FLOPs of the step from XLA's cost_analysis (compiled once more with every
+layer unrolled, because cost_analysis counts a scan's body once; elementwise ops included)
+divided by the JAX step time, over the best float32 [2048, 2048] matmul rate measured in the
+same run (before and after the workloads). --json=PATH writes every figure.
 """
 
 import os
@@ -19,6 +27,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
+import json  # noqa: E402
 import statistics
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -48,7 +57,35 @@ PRESETS = {
         image_size=224,
         vocab_size=32064,
     ),
+    # SFT's camera size: 64 px, 8 px patches (64 patches), 1.8M base params, 48-token prompts.
+    "px64": dict(
+        dino={"embed_dim": 96, "depth": 4, "num_heads": 3, "mlp_ratio": 4.0, "patch_size": 8},
+        siglip={"embed_dim": 96, "depth": 4, "num_heads": 3, "mlp_ratio": 4.0, "patch_size": 8},
+        text={
+            "hidden_size": 128,
+            "intermediate_size": 256,
+            "num_hidden_layers": 4,
+            "num_attention_heads": 4,
+        },
+        image_size=64,
+        vocab_size=448,
+    ),
 }
+PROMPT_LEN = {"cpu": 24, "px64": 48}
+
+
+def matmul_peak_gflops(n=2048, repeats=10):
+    """Best float32 [n, n] @ [n, n] rate of this machine, GFLOP/s."""
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+    b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
+    matmul = jax.jit(jnp.dot)
+    jax.block_until_ready(matmul(a, b))
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(matmul(a, b))
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
 
 
 def interleaved_medians(jax_fn, torch_fn, repeats):
@@ -70,10 +107,19 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
     parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--prompt_len", type=int, default=24)
+    parser.add_argument("--prompt_len", type=int, default=None, help="default: 24 (cpu), 48 (px64)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--scan_unroll", type=int, default=1, help="layers per scan step in the JAX model")
+    parser.add_argument("--json", default=None, help="write the figures to this JSON file")
+    parser.add_argument(
+        "--all_targets",
+        action="store_true",
+        help="LoRA on lm_head and the patch-embedding convs too (OpenVLA's fine-tuning, the default config)",
+    )
     args = parser.parse_args()
+    if args.prompt_len is None:
+        args.prompt_len = PROMPT_LEN[args.preset]
+    peak_before = matmul_peak_gflops()
     torch.manual_seed(0)
     hf_config = ref.hf_config(**PRESETS[args.preset])
     model = ref.TorchOpenVLA(hf_config).eval()
@@ -81,7 +127,7 @@ def main():
     lora_config = peft.LoraConfig(
         r=32,
         lora_alpha=16,
-        target_modules=ref.lora_target_regex(head_and_patch_embed=False),
+        target_modules=ref.lora_target_regex(head_and_patch_embed=args.all_targets),
         init_lora_weights="gaussian",
     )
     peft_model = peft.get_peft_model(model, lora_config)
@@ -120,16 +166,29 @@ def main():
     trainable = jax.tree_util.tree_map(lambda x, m: x if m else None, params, mask_tree)
     frozen = jax.tree_util.tree_map(lambda x, m: None if m else x, params, mask_tree)
 
-    def jax_loss(trainable, frozen):
-        full = jax.tree_util.tree_map(
-            lambda a, f: f if a is None else a, trainable, frozen, is_leaf=lambda x: x is None
-        )
-        logits, _ = sampling.action_logits_and_hidden(full, cfg, pixels, ids, mask, actions)
-        log_p = jax.nn.log_softmax(logits, -1)
-        return -jnp.take_along_axis(log_p, actions[..., None], -1).mean()
+    def loss_of(model_cfg):
+        def loss(trainable, frozen):
+            full = jax.tree_util.tree_map(
+                lambda a, f: f if a is None else a, trainable, frozen, is_leaf=lambda x: x is None
+            )
+            logits, _ = sampling.action_logits_and_hidden(full, model_cfg, pixels, ids, mask, actions)
+            log_p = jax.nn.log_softmax(logits, -1)
+            return -jnp.take_along_axis(log_p, actions[..., None], -1).mean()
+
+        return loss
+
+    jax_loss = loss_of(cfg)
 
     jax_grad = jax.jit(jax.value_and_grad(jax_loss))
     jax_train = lambda: jax.block_until_ready(jax_grad(trainable, frozen))
+    jax_forward = jax.jit(jax_loss)
+    jax_fwd = lambda: jax.block_until_ready(jax_forward(trainable, frozen))
+
+    # XLA's cost_analysis counts a scan's body once: count FLOPs on a copy with every layer unrolled.
+    unrolled = loss_of(cfg.replace(scan_unroll=max(cfg.llm.num_layers, cfg.dino.depth, cfg.siglip.depth)))
+    step_flops = lambda fn: jax.jit(fn).lower(trainable, frozen).compile().cost_analysis()["flops"]
+    train_flops = step_flops(jax.value_and_grad(unrolled))
+    forward_flops = step_flops(unrolled)
 
     def torch_train():
         peft_model.zero_grad(set_to_none=True)
@@ -139,6 +198,14 @@ def main():
         logits = hidden[:, start : start + 7] @ torch_model.language_model.lm_head.weight[begin:end].T
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 256), t_actions.reshape(-1))
         loss.backward()
+
+    @torch.no_grad()
+    def torch_forward():
+        embeds = torch_model.input_embeddings(t_pixels, torch.cat([t_ids, t_actions + begin], 1))
+        hidden = torch_model.language_model.model(inputs_embeds=embeds).last_hidden_state
+        start = args.prompt_len - 1 + cfg.num_patches
+        logits = hidden[:, start : start + 7] @ torch_model.language_model.lm_head.weight[begin:end].T
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, 256), t_actions.reshape(-1))
 
     # --- batched greedy sampling ---
     key = jax.random.key(0)
@@ -166,8 +233,12 @@ def main():
     same = np.array_equal(np.asarray(jax_sample()["tokens"]), torch_sample().numpy())
     rows = []
     for name, jax_fn, torch_fn in (("train step (fwd+bwd, LoRA)", jax_train, torch_train),
+                                   ("forward only (same loss)", jax_fwd, torch_forward),
                                    ("sample 7 tokens (greedy)", jax_sample, torch_sample)):  # fmt: skip
         rows.append((name, *interleaved_medians(jax_fn, torch_fn, args.repeats)))
+    peak = max(peak_before, matmul_peak_gflops())
+    (_, t_train, torch_t_train, train_ratio), (_, t_fwd, torch_t_fwd, _) = rows[:2]
+    _, t_sample, torch_t_sample, sample_ratio = rows[2]
     n_params = lora_lib.count_params(params)
     n_lora = lora_lib.count_params(params, mask_tree)
     print(f"preset={args.preset} scan_unroll={args.scan_unroll} batch={b} prompt_len={args.prompt_len} patches={cfg.num_patches} "
@@ -177,6 +248,41 @@ def main():
     print("|---|---|---|---|")
     for name, t_jax, t_torch, ratio in rows:
         print(f"| {name} | {t_jax:.3f} | {t_torch:.3f} | {ratio:.2f}x |")
+    update_gflops = train_flops / t_train / 1e9
+    figures = {
+        "train_step_speedup": train_ratio,
+        "sampling_speedup": sample_ratio,
+        "update_mfu": update_gflops / peak,
+        "matmul_peak_gflops": peak,
+        "update_gflops": update_gflops,
+        "train_step_flops": train_flops,
+        "forward_flops": forward_flops,
+        "jax_train_step_s": t_train,
+        "jax_forward_s": t_fwd,
+        "jax_backward_forward_ratio": t_train / t_fwd,
+        "torch_train_step_s": torch_t_train,
+        "torch_forward_s": torch_t_fwd,
+        "torch_backward_forward_ratio": torch_t_train / torch_t_fwd,
+        "jax_sample_s": t_sample,
+        "torch_sample_s": torch_t_sample,
+        "preset": args.preset,
+        "batch": b,
+        "prompt_len": args.prompt_len,
+        "scan_unroll": args.scan_unroll,
+        "all_targets": args.all_targets,
+        "repeats": args.repeats,
+        "params": n_params,
+        "lora_params": n_lora,
+        "greedy_tokens_identical": bool(same),
+        "load_average": os.getloadavg(),
+    }
+    print(f"JAX train step {t_train * 1e3:.0f} ms = {t_train / t_fwd:.2f}x its forward ({t_fwd * 1e3:.0f} ms); "
+          f"{train_flops / 1e9:.2f} GFLOP (XLA cost_analysis) -> {update_gflops:.1f} GFLOP/s = "
+          f"{100 * figures['update_mfu']:.1f}% of the {peak:.1f} GFLOP/s fp32 matmul peak; "
+          f"load average {os.getloadavg()[0]:.2f}")  # fmt: skip
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(figures, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ def nbytes(tree) -> int:
 
 
 def abstract_train_state(config, hp, model_cfg, critic):
-    """The 7B TrainState as shapes only (policy.init_params draws values on the host)."""
+    """The 7B TrainState as shapes only (models.init.init_params draws values on the host)."""
     size = model_cfg.image_size
     key = jax.random.PRNGKey(0)
     params = jax.eval_shape(

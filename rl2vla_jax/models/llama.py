@@ -21,6 +21,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from rl2vla_jax.models.attention import dot_product_attention
 from rl2vla_jax.models.config import LlamaConfig, LoraConfig
 from rl2vla_jax.models.lora import Linear, is_lora_target, lora_update, module_path
 from rl2vla_jax.models.vit import scan_layers
@@ -90,13 +91,9 @@ class LlamaAttention(nn.Module):
         groups = cfg.num_heads // cfg.num_kv_heads
         if groups > 1:
             keys, values = jnp.repeat(keys, groups, axis=2), jnp.repeat(values, groups, axis=2)
-        scores = jnp.einsum("bqhd,bkhd->bhqk", q, keys.astype(q.dtype)).astype(jnp.float32)
-        scores = scores * head_dim**-0.5
         causal = key_positions[:, None, None, :] <= positions[:, None, :, None]
-        scores = jnp.where(causal, scores, jnp.finfo(jnp.float32).min)
-        probs = jax.nn.softmax(scores, axis=-1).astype(self.dtype)
-        out = jnp.einsum("bhqk,bkhd->bqhd", probs, values.astype(self.dtype))
-        out = Linear(cfg.hidden_size, name="o_proj", **dense)(out.reshape(batch, seq, -1))
+        out = dot_product_attention(q, keys, values, causal, self.dtype)
+        out = Linear(cfg.hidden_size, name="o_proj", **dense)(out)
         return out, new_cache
 
 

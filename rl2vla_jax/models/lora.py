@@ -46,17 +46,31 @@ class Linear(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        in_features = x.shape[-1]
+        *leading, in_features = x.shape
         kernel = self.param(
             "kernel", nn.initializers.lecun_normal(), (in_features, self.features), self.param_dtype
         )
+        # Matmuls on [tokens, features], see `as_rows`.
+        x = as_rows(x)
         y = jnp.dot(x.astype(self.dtype), kernel.astype(self.dtype))
         if self.use_bias:
             bias = self.param("bias", nn.initializers.zeros, (self.features,), self.param_dtype)
             y = y + bias.astype(self.dtype)
         if is_lora_target(module_path(self), self.lora):
             y = y + lora_update(self, x, self.features, self.lora, self.dtype).astype(y.dtype)
-        return y
+        return y.reshape(*leading, self.features)
+
+
+def as_rows(x: jax.Array) -> jax.Array:
+    """[..., features] -> [tokens, features].
+
+    A dot of a 3-D activation [B, S, in] with a kernel has a backward (the weight gradient)
+    contracting over the two axes B and S; XLA's CPU backend then materialises the output
+    cotangent transposed, inside a loop fusion that recomputes the elementwise producers
+    (GELU', SiLU') in transposed order: 4x the cost of the same dot on [B*S, in] (measured:
+    Linear+GELU+Linear gradient at [32, 69, 96] -> 384, 26 ms vs 6 ms). A free reshape.
+    """
+    return x.reshape(-1, x.shape[-1])
 
 
 def lora_update(
@@ -64,10 +78,12 @@ def lora_update(
 ) -> jax.Array:
     """(alpha / r) * (x A) B[:, columns], declaring `module`'s float32 factors A [in, r], B [r, features]."""
     rank = lora.rank
-    lora_a = module.param(LORA_A, nn.initializers.normal(1.0 / rank), (x.shape[-1], rank), jnp.float32)
+    *leading, in_features = x.shape
+    lora_a = module.param(LORA_A, nn.initializers.normal(1.0 / rank), (in_features, rank), jnp.float32)
     lora_b = module.param(LORA_B, nn.initializers.zeros, (rank, features), jnp.float32)
-    down = jnp.dot(x.astype(dtype), lora_a.astype(dtype))
-    return jnp.dot(down, lora_b[:, columns].astype(dtype)) * lora.scale
+    down = jnp.dot(as_rows(x).astype(dtype), lora_a.astype(dtype))
+    up = jnp.dot(down, lora_b[:, columns].astype(dtype)) * lora.scale
+    return up.reshape(*leading, up.shape[-1])
 
 
 def _path_names(path: tuple) -> tuple[str, ...]:

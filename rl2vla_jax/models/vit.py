@@ -16,6 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from rl2vla_jax.models.attention import dot_product_attention
 from rl2vla_jax.models.config import LoraConfig, VitConfig
 from rl2vla_jax.models.lora import LORA_A, LORA_B, Linear, is_lora_target, module_path
 
@@ -82,9 +83,7 @@ class VitAttention(nn.Module):
         # timm's fused qkv output is laid out [3, heads, head_dim].
         qkv = qkv.reshape(batch, seq, 3, cfg.num_heads, head_dim)
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
-        scores = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32) * head_dim**-0.5
-        probs = jax.nn.softmax(scores, axis=-1).astype(self.dtype)
-        out = jnp.einsum("bhqk,bkhd->bqhd", probs, v).reshape(batch, seq, width)
+        out = dot_product_attention(q, k, v, None, self.dtype)
         return Linear(width, name="proj", **dense)(out)
 
 
