@@ -9,7 +9,6 @@ core = [
     "flax>=0.12",
     "optax>=0.2.5",
     "orbax-checkpoint>=0.11",
-    "chex>=0.1.90",
     "ml-collections>=1.0",
     "absl-py>=2.1",
     "numpy>=2.0",
@@ -20,7 +19,6 @@ core = [
     "tensorboardX>=2.6",
     "matplotlib>=3.8",
     "imageio[ffmpeg]>=2.34",
-    "jaxtyping>=0.2.30",
     "grain>=0.2.10",
     "array-record>=0.5",  # demonstration shards (data/demos.py)
     "msgpack>=1.0",
@@ -31,7 +29,7 @@ extras = {
     "convert": ["torch>=2.5", "transformers>=4.46", "timm>=1.0", "peft>=0.13", "torchvision>=0.20"],
     "cuda12": ["jax[cuda12]>=0.10.2"],
     "tpu": ["jax[tpu]>=0.10.2"],
-    "dev": ["pytest>=8", "pytest-timeout>=2.3", "rlax>=0.1.8", "ruff>=0.6"],
+    "dev": ["pytest>=8", "pytest-timeout>=2.3", "chex>=0.1.90", "rlax>=0.1.8", "ruff>=0.6"],  # chex: tests
     "wandb": ["wandb>=0.17"],
 }
 
