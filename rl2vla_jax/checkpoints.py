@@ -310,8 +310,10 @@ def write_converted(out: str, params, assets: dict[str, Any]) -> None:
     tmp = tempfile.mkdtemp(prefix=os.path.basename(out) + ".tmp-", dir=parent)
     try:
         mgr = manager(os.path.join(tmp, CHECKPOINTS), max_to_keep=None)
-        save(mgr, 0, {"policy": params}, assets)
-        mgr.close()
+        try:
+            save(mgr, 0, {"policy": params}, assets)
+        finally:
+            mgr.close()  # waits for orbax's writer threads, so none writes into tmp after rmtree
         os.rename(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
