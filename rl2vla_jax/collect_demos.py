@@ -3,7 +3,8 @@
     python -m rl2vla_jax.collect_demos --config=configs/sft.py --num_episodes=N --out=DIR
 
 Reads from the config (when given): env.setting, env.image_size, env.camera, env.layout,
-collect.num_episodes, collect.num_workers, collect.hold_steps, data_dir, seed. Flags given on the command line win over the config.
+collect.num_episodes, collect.num_workers, collect.hold_steps, collect.action_noise, data_dir,
+seed. Flags given on the command line win over the config.
 Writes ArrayRecord shards + dataset_statistics.json (format: rl2vla_jax/data/demos.py) and
 resumes an interrupted collection in the same --out.
 """
@@ -50,6 +51,7 @@ def main(argv):
         seed=_pick(_SEED.value, config, "seed", 0),
         episodes_per_shard=_EPISODES_PER_SHARD.value,
         hold_steps=_pick(None, config, "collect.hold_steps", 2),
+        action_noise=float(_pick(None, config, "collect.action_noise", 0.0)),
         env_options={
             "camera": _pick(None, config, "env.camera", "wide"),
             "layout": _pick(None, config, "env.layout", "full"),
@@ -57,8 +59,11 @@ def main(argv):
     )
     check_choice("env.camera", options["env_options"]["camera"], CAMERAS)
     check_choice("env.layout", options["env_options"]["layout"], LAYOUTS)
-    if int(options["hold_steps"]) < 0:
-        raise ConfigError(f"collect.hold_steps={options['hold_steps']} must be >= 0")
+    if int(options["hold_steps"]) < 0 or options["action_noise"] < 0:
+        raise ConfigError(
+            f"collect.hold_steps={options['hold_steps']} and collect.action_noise={options['action_noise']} "
+            "must be >= 0"
+        )
     for key in ("num_episodes", "image_size", "max_steps", "num_workers", "episodes_per_shard"):
         if int(options[key]) < 1:  # config values too, not only the flags' lower bounds
             raise ConfigError(f"{key}={options[key]} must be >= 1")

@@ -229,6 +229,7 @@ def sft(arg) -> ml_collections.ConfigDict:
     c.collect.num_episodes = 50
     c.collect.num_workers = 2
     c.collect.hold_steps = 2  # steps recorded after a stable success (the expert hovering)
+    c.collect.action_noise = 0.0  # metres of Gaussian noise on executed translations (DART)
 
     if arg.paper:
         c.env.image_size = 224

@@ -18,17 +18,29 @@ SUCCESS_HOLD_STEPS = 2  # keep recording this many steps after a stable success 
 _worker_state: dict = {}
 
 
-def _init_worker(setting: str, image_size: int, max_steps: int, env_options: dict, hold_steps: int):
+def _init_worker(
+    setting: str, image_size: int, max_steps: int, env_options: dict, hold_steps: int, action_noise: float
+):
     from rl2vla_jax.envs.cpu_worker import make_single_env
     from rl2vla_jax.envs.expert import ScriptedExpert
 
     env = make_single_env(SETTINGS[setting].env_id, image_size, max_steps, env_options=env_options)
-    _worker_state.update(env=env, expert=ScriptedExpert(env), max_steps=max_steps, hold_steps=hold_steps)
+    _worker_state.update(
+        env=env,
+        expert=ScriptedExpert(env),
+        max_steps=max_steps,
+        hold_steps=hold_steps,
+        action_noise=action_noise,
+    )
 
 
 def record_episode(seed: int):
-    """Roll the expert out for one episode; returns (seed, encoded step records, actions, proprios, success)."""
-    from rl2vla_jax.envs.actions import openvla_to_controller
+    """Roll the expert out for one episode; returns (seed, encoded step records, actions, proprios, success).
+
+    With `action_noise` > 0 the executed translation is the expert's plus N(0, noise^2) metres
+    per axis while the recorded label stays the expert's own action (DART: the demonstrations
+    then show how the expert recovers from the small errors a cloned policy makes)."""
+    from rl2vla_jax.envs.actions import MAX_TRANSLATION, openvla_to_controller
     from rl2vla_jax.envs.expert import RETREAT
 
     env, expert, max_steps = _worker_state["env"], _worker_state["expert"], _worker_state["max_steps"]
@@ -37,12 +49,15 @@ def record_episode(seed: int):
     unwrapped = env.unwrapped
     instruction = unwrapped.instructions[0]
     steps, held = [], 0
+    noise = np.random.default_rng([int(seed), 1]).normal(0.0, _worker_state["action_noise"], (max_steps, 3))
     for t in range(max_steps):
         tcp = unwrapped.agent.tcp_pose.raw_pose[0].cpu().numpy()
         opening = float(unwrapped.agent.robot.get_qpos()[0, -2:].sum())
         action = expert.act()
         image = obs["sensor_data"]["base_camera"]["rgb"][0].cpu().numpy()
-        obs, reward, _, _, info = env.step(openvla_to_controller(action))
+        executed = action.copy()
+        executed[:3] = np.clip(action[:3] + noise[t], -MAX_TRANSLATION, MAX_TRANSLATION)
+        obs, reward, _, _, info = env.step(openvla_to_controller(executed))
         success = bool(info["success"][0])
         held = held + 1 if (success and expert.phase == RETREAT) else 0
         steps.append(
@@ -82,6 +97,7 @@ def collect(
     episodes_per_shard: int = 32,
     env_options: dict | None = None,
     hold_steps: int = SUCCESS_HOLD_STEPS,
+    action_noise: float = 0.0,
 ) -> dict:
     """Collect until `out` holds `num_episodes` successful episodes (resuming what is there).
 
@@ -96,6 +112,7 @@ def collect(
             image_size=image_size,
             max_steps=max_steps,
             hold_steps=hold_steps,
+            action_noise=action_noise,
             **(env_options or {}),
         ),
     )
@@ -106,10 +123,10 @@ def collect(
         pool = multiprocessing.get_context("spawn").Pool(
             num_workers,
             initializer=_init_worker,
-            initargs=(setting, image_size, max_steps, dict(env_options or {}), hold_steps),
+            initargs=(setting, image_size, max_steps, dict(env_options or {}), hold_steps, action_noise),
         )
     else:
-        _init_worker(setting, image_size, max_steps, dict(env_options or {}), hold_steps)
+        _init_worker(setting, image_size, max_steps, dict(env_options or {}), hold_steps, action_noise)
     next_seed = seed
     try:
         while writer.num_successful < num_episodes:
