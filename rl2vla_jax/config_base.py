@@ -120,6 +120,12 @@ def common(arg) -> ml_collections.ConfigDict:
     # Arrays smaller than this are replicated: splitting them costs more than it saves.
     c.mesh.fsdp_min_size = 2**18
 
+    if arg.experiment:  # the CPU experiment (experiments/cpu.sh, docs/results/cpu.md)
+        c.model.preset = "small"
+        c.env.image_size = 64
+        c.env.max_episode_steps = 30  # the expert needs ~13-18 steps; the rest is holding still
+        c.env.camera = "close"
+        c.env.layout = "narrow"
     if arg.paper:
         c.model.preset = "openvla_7b"
         c.model.param_dtype = "bfloat16"
@@ -186,6 +192,13 @@ def rl(arg) -> ml_collections.ConfigDict:
 
     c.eval = _eval_temperature()
 
+    if arg.experiment:
+        c.env.num_envs = 8  # 8 simulator processes: 240 transitions per iteration
+        c.ppo.minibatch_size, c.ppo.grad_accum_steps, c.ppo.epochs = 40, 1, 2
+        c.optim.actor_lr = 3e-4
+        c.critic.hidden_sizes, c.critic.film_hidden_size = (128, 64), 32
+        c.train.iterations = 300
+        c.train.checkpoint_every = 10
     if arg.paper:
         c.ppo.minibatch_size = 8
         c.ppo.grad_accum_steps = 20
@@ -231,6 +244,17 @@ def sft(arg) -> ml_collections.ConfigDict:
     c.collect.hold_steps = 2  # steps recorded after a stable success (the expert hovering)
     c.collect.action_noise = 0.0  # metres of Gaussian noise on executed translations (DART)
 
+    if arg.experiment:
+        c.data_dir = "demos/experiment"
+        c.sft.learning_rate = 1e-3
+        c.sft.batch_size = 16
+        c.sft.steps = 3000
+        c.sft.eval_every = 500
+        c.sft.checkpoint_every = 1000
+        c.sft.train_all_params = True  # a random base: LoRA alone adapts too slowly
+        c.collect.num_episodes = 300
+        c.collect.hold_steps = 10  # teach holding still once the object is placed
+        c.collect.action_noise = 0.02  # DART: corrections around the expert's path
     if arg.paper:
         c.env.image_size = 224
         c.sft.learning_rate = 5e-4
@@ -257,6 +281,10 @@ def evaluation(arg) -> ml_collections.ConfigDict:
     c.eval.seeds = (0,)
     c.eval.episodes = 2
     c.eval.videos_per_setting = 1
+    if arg.experiment:
+        c.env.num_envs = 4
+        c.eval.seeds = (0, 1, 2)
+        c.eval.episodes = 16
     if arg.paper:
         c.env.max_episode_steps = 80
         c.env.image_size = 224

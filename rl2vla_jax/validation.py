@@ -19,7 +19,7 @@ MODEL_PRESETS = ("tiny", "small", "openvla_7b")
 PARAM_DTYPES = ("float32", "bfloat16")
 REMAT_POLICIES = ("none", "full", "dots")
 # Presets of the config argument (`--config=configs/film_evi.py:paper`); "cpu" is the default.
-CONFIG_PRESETS = ("cpu", "paper")
+CONFIG_PRESETS = ("cpu", "paper", "experiment")
 
 
 class ConfigError(ValueError):

@@ -9,6 +9,7 @@ from PIL import Image
 from rl2vla_jax.data import action_tokenizer, norm_stats, prompt
 from rl2vla_jax.models import config as config_lib
 from rl2vla_jax.policy import preprocess
+from rl2vla_jax.validation import ConfigError
 
 
 def test_action_tokenizer_matches_openvla_ids_at_7b():
@@ -84,5 +85,7 @@ def test_prompt_ids_follow_the_openvla_rules():
         assert tokenizer.decode(real[1:-1]) == prompt.prompt_text(text)
         assert 13 in real  # "\n" is the byte piece <0x0A>, as in Llama-2
         assert (row[~m] == prompt.pad_id(tokenizer)).all() and m[: m.sum()].all()
-    with pytest.raises(ValueError, match="max_len"):
+    with pytest.raises(
+        ConfigError, match="more than the 5 the model pads to; raise --config.model.max_prompt_tokens"
+    ):
         prompt.encode_prompts(tokenizer, texts, max_len=5)

@@ -137,9 +137,11 @@ def test_parse_arg_errors_are_one_line(arg, message):
 def test_presets_exclude_each_other_and_unknown_presets_list_the_valid_keys():
     with pytest.raises(ConfigError, match="config presets cpu and paper exclude each other"):
         _load("film_evi", "cpu,paper")
-    with pytest.raises(ConfigError, match="unknown config argument 'papr'; valid: cpu, paper, seed"):
+    with pytest.raises(
+        ConfigError, match="unknown config argument 'papr'; valid: cpu, paper, experiment, seed"
+    ):
         _load("film_evi", "papr")
-    with pytest.raises(ConfigError, match="valid: same_state, cpu, paper, seed"):
+    with pytest.raises(ConfigError, match="valid: same_state, cpu, paper, experiment, seed"):
         _load("grpo", "same")
 
 
@@ -161,7 +163,8 @@ def test_invalid_choices_are_one_line_errors():
 def test_choice_names_match_what_the_models_build():
     assert set(CRITICS) == set(critics.CRITICS)
     assert set(MODEL_PRESETS) == set(model_config_lib.PRESETS)
-    assert CONFIG_PRESETS == ("cpu", "paper") and set(config_base.PRESET_ARGS) == {"cpu", "paper", "seed"}
+    assert CONFIG_PRESETS == ("cpu", "paper", "experiment")
+    assert set(config_base.PRESET_ARGS) == {"cpu", "paper", "experiment", "seed"}
 
 
 def test_every_config_file_has_a_runnable_docstring():
@@ -181,3 +184,22 @@ def test_the_package_never_imports_the_repo_root_configs():
         for name in (n for n in files if n.endswith(".py")):
             lines = open(os.path.join(folder, name)).read().splitlines()
             assert not [s for s in lines if s.strip().startswith(("import configs", "from configs"))], name
+
+
+def test_experiment_preset_is_one_cpu_recipe_for_every_stage():
+    """`:experiment` (experiments/cpu.sh): SFT, RL and evaluation agree on the model and on the
+    conditions the policy is trained and evaluated under."""
+    configs = {name: _load(name, "experiment,seed=2") for name in ("sft", "film_evi", "grpo", "eval")}
+    for config in configs.values():
+        assert config.model.preset == "small" and config.seed == 2
+        assert config_base.env_conditions(config) == {
+            "image_size": 64,
+            "max_episode_steps": 30,
+            "camera": "close",
+            "layout": "narrow",
+        }
+    assert configs["sft"].sft.train_all_params and configs["sft"].collect.action_noise > 0
+    assert configs["film_evi"].env.num_envs * 30 % configs["film_evi"].ppo.minibatch_size == 0
+    assert configs["eval"].eval.seeds == (0, 1, 2) and configs["eval"].eval.episodes >= 16
+    with pytest.raises(ConfigError, match="config presets paper and experiment exclude each other"):
+        _load("sft", "paper,experiment")
