@@ -18,7 +18,7 @@ CASES = [
     # seeds, a setting name, anything under rl2vla_jax.envs) are one or two per entry point;
     # tests/evaluation/test_eval_cli.py has eval's suite and setting errors.
     ("train", ["--config=configs/bogus.py"], "config file configs/bogus.py does not exist; existing configs:"),
-    ("train", ["--config=configs/film_evi.py:papr"], "unknown config argument 'papr'; valid: cpu, paper, seed"),
+    ("train", ["--config=configs/film_evi.py:papr"], "unknown config argument 'papr'; valid: cpu, paper, experiment, seed"),
     ("train", ["--config=configs/film_evi.py:paper,seed=x"], "config argument seed='x' must be int"),
     ("train", ["--config=configs/grpo.py:same"], "unknown config argument 'same'; valid: same_state, cpu,"),
     ("train", ["--config=configs/film_evi.py", "--config.algorithm=a2c"], "config.algorithm='a2c' is not valid"),
