@@ -140,6 +140,8 @@ def plot(curves: dict[str, list[dict]], path: str) -> None:
                     ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
             ax.set_xlabel(x_label)
             ax.set_ylabel(f"train-split {metric}")
+            if metric == "success":
+                ax.set_ylim(-0.02, 1.02)  # a rate: the whole range, so flat-at-zero reads as zero
             ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=8)
     fig.suptitle("Training rollouts: mean over seeds, band = Student-t 95% interval over seeds", fontsize=10)
