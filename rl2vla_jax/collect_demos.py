@@ -3,7 +3,8 @@
     python -m rl2vla_jax.collect_demos --config=configs/sft.py --num_episodes=N --out=DIR
 
 Reads from the config (when given): env.setting, env.image_size, env.camera, env.layout,
-collect.num_episodes, collect.num_workers, collect.hold_steps, collect.action_noise, data_dir,
+collect.num_episodes, collect.num_workers, collect.hold_steps, collect.action_noise,
+collect.expert_step, data_dir,
 seed. Flags given on the command line win over the config.
 Writes ArrayRecord shards + dataset_statistics.json (format: rl2vla_jax/data/demos.py) and
 resumes an interrupted collection in the same --out.
@@ -52,6 +53,7 @@ def main(argv):
         episodes_per_shard=_EPISODES_PER_SHARD.value,
         hold_steps=_pick(None, config, "collect.hold_steps", 2),
         action_noise=float(_pick(None, config, "collect.action_noise", 0.0)),
+        expert_step=float(_pick(None, config, "collect.expert_step", 0.1)),
         env_options={
             "camera": _pick(None, config, "env.camera", "wide"),
             "layout": _pick(None, config, "env.layout", "full"),
@@ -68,10 +70,13 @@ def main(argv):
         if int(options[key]) < 1:  # config values too, not only the flags' lower bounds
             raise ConfigError(f"{key}={options[key]} must be >= 1")
     # Checked before the writer creates --out (the envs import registers the settings).
+    from rl2vla_jax.envs.actions import MAX_TRANSLATION
     from rl2vla_jax.envs.demo_collection import collect
     from rl2vla_jax.envs.settings import SETTINGS
 
     check_choice("setting", options["setting"], SETTINGS)
+    if not 0 < options["expert_step"] <= MAX_TRANSLATION:
+        raise ConfigError(f"collect.expert_step={options['expert_step']} must be in (0, {MAX_TRANSLATION}] metres")
     print(f"demonstrations: {collect(**options)}")
 
 

@@ -10,6 +10,7 @@ import numpy as np
 from tqdm import tqdm
 
 from rl2vla_jax.data import demos
+from rl2vla_jax.envs.actions import MAX_TRANSLATION
 from rl2vla_jax.envs.settings import SETTINGS
 from rl2vla_jax.validation import ConfigError
 
@@ -19,7 +20,13 @@ _worker_state: dict = {}
 
 
 def _init_worker(
-    setting: str, image_size: int, max_steps: int, env_options: dict, hold_steps: int, action_noise: float
+    setting: str,
+    image_size: int,
+    max_steps: int,
+    env_options: dict,
+    hold_steps: int,
+    action_noise: float,
+    expert_step: float,
 ):
     from rl2vla_jax.envs.cpu_worker import make_single_env
     from rl2vla_jax.envs.expert import ScriptedExpert
@@ -27,7 +34,7 @@ def _init_worker(
     env = make_single_env(SETTINGS[setting].env_id, image_size, max_steps, env_options=env_options)
     _worker_state.update(
         env=env,
-        expert=ScriptedExpert(env),
+        expert=ScriptedExpert(env, expert_step),
         max_steps=max_steps,
         hold_steps=hold_steps,
         action_noise=action_noise,
@@ -98,6 +105,7 @@ def collect(
     env_options: dict | None = None,
     hold_steps: int = SUCCESS_HOLD_STEPS,
     action_noise: float = 0.0,
+    expert_step: float = MAX_TRANSLATION,
 ) -> dict:
     """Collect until `out` holds `num_episodes` successful episodes (resuming what is there).
 
@@ -113,6 +121,7 @@ def collect(
             max_steps=max_steps,
             hold_steps=hold_steps,
             action_noise=action_noise,
+            expert_step=expert_step,
             **(env_options or {}),
         ),
     )
@@ -123,10 +132,14 @@ def collect(
         pool = multiprocessing.get_context("spawn").Pool(
             num_workers,
             initializer=_init_worker,
-            initargs=(setting, image_size, max_steps, dict(env_options or {}), hold_steps, action_noise),
+            initargs=(
+                setting, image_size, max_steps, dict(env_options or {}), hold_steps, action_noise, expert_step
+            ),
         )
     else:
-        _init_worker(setting, image_size, max_steps, dict(env_options or {}), hold_steps, action_noise)
+        _init_worker(
+            setting, image_size, max_steps, dict(env_options or {}), hold_steps, action_noise, expert_step
+        )
     next_seed = seed
     try:
         while writer.num_successful < num_episodes:

@@ -26,8 +26,14 @@ GRIPPER_STEPS = 2  # control steps to wait for the fingers to close or open
 class ScriptedExpert:
     """One expert per single-scene env; call `reset()` after every env reset."""
 
-    def __init__(self, env):
+    def __init__(self, env, max_step: float = MAX_TRANSLATION):
+        """`max_step`: metres the TCP may move per step and axis. Smaller steps make longer,
+        smoother demonstrations whose actions are mostly saturated (the direction to move), which
+        a small cloned policy reproduces far more easily than one large exact jump."""
+        if not 0 < max_step <= MAX_TRANSLATION:
+            raise ValueError(f"max_step={max_step} must be in (0, {MAX_TRANSLATION}] metres")
         self.env = env.unwrapped
+        self.max_step = max_step
         self.reset()
 
     def reset(self):
@@ -96,7 +102,7 @@ class ScriptedExpert:
         ):
             self._advance(APPROACH)
 
-        translation = np.clip(goal - tcp_xyz, -MAX_TRANSLATION, MAX_TRANSLATION)
+        translation = np.clip(goal - tcp_xyz, -self.max_step, self.max_step)
         rotation = _rotation_toward(tcp_rotation, closing_yaw)
         return np.concatenate([translation, rotation, [gripper]]).astype(np.float32)
 
@@ -142,7 +148,14 @@ def _rotation_toward(tcp_rotation: np.ndarray, closing_yaw: float) -> np.ndarray
     return euler
 
 
-def success_rate(setting: str = "train", episodes: int = 50, horizon: int = 80, first_seed: int = 0) -> float:
+def success_rate(
+    setting: str = "train",
+    episodes: int = 50,
+    horizon: int = 80,
+    first_seed: int = 0,
+    max_step: float = MAX_TRANSLATION,
+    env_options: dict | None = None,
+) -> float:
     """Expert success at the last of `horizon` steps, over seeds first_seed..first_seed+episodes-1."""
     import gymnasium as gym
 
@@ -150,8 +163,14 @@ def success_rate(setting: str = "train", episodes: int = 50, horizon: int = 80, 
     from rl2vla_jax.envs.actions import CONTROL_MODE, openvla_to_controller
 
     # No rendering: the expert reads privileged state and success does not depend on pixels.
-    env = gym.make(SETTINGS[setting].env_id, num_envs=1, obs_mode="state", control_mode=CONTROL_MODE)
-    expert = ScriptedExpert(env)
+    env = gym.make(
+        SETTINGS[setting].env_id,
+        num_envs=1,
+        obs_mode="state",
+        control_mode=CONTROL_MODE,
+        **(env_options or {}),
+    )
+    expert = ScriptedExpert(env, max_step)
     successes = 0
     try:
         for seed in range(first_seed, first_seed + episodes):

@@ -24,7 +24,7 @@ from rl2vla_jax.data.action_tokenizer import decode_bin_indices
 from rl2vla_jax.models.openvla import OpenVLA
 from rl2vla_jax.models.trainable import FlatParams, merge
 from rl2vla_jax.policy.preprocess import pixel_values
-from rl2vla_jax.policy.sampling import teacher_forced_hidden
+from rl2vla_jax.policy.sampling import sample_actions, teacher_forced_hidden
 
 
 @struct.dataclass
@@ -110,13 +110,36 @@ def train_step(model_config, tx, eos_id: int, state: SFTState, batch) -> tuple[S
     return state.replace(step=state.step + 1, trainable=trainable, opt_state=opt_state), metrics
 
 
+def greedy_metrics(params, model_config, batch) -> dict[str, jax.Array]:
+    """What the policy does when it acts: the 7 tokens decoded greedily, each conditioned on the
+    policy's own previous tokens (teacher forcing feeds the true ones, so its accuracy credits
+    tokens 2-7 for copying what tokens 1-6 already say). Per example: [B, 7] correctness and
+    the L1 error of the decoded bin centres in normalised [-1, 1] units."""
+    out = sample_actions(
+        params,
+        model_config,
+        pixel_values(batch["images"]),
+        batch["prompt_ids"],
+        batch["prompt_mask"],
+        jax.random.key(0),
+        0.0,
+    )
+    n_bins = model_config.n_action_bins
+    targets = batch["tokens"].astype(jnp.int32)
+    l1 = jnp.abs(decode_bin_indices(out["tokens"], n_bins) - decode_bin_indices(targets, n_bins))
+    return {"greedy_dim_accuracy": (out["tokens"] == targets).astype(jnp.float32), "greedy_dim_l1": l1}
+
+
 def eval_sums(model_config, eos_id: int, trainable, frozen, batch) -> dict[str, jax.Array]:
     """Weighted sums of the per-example metrics over a batch (batch["weight"]: 0 on padding)."""
-    logits, targets = teacher_forced_logits(merge(trainable, frozen), model_config, batch, eos_id)
+    params = merge(trainable, frozen)
+    logits, targets = teacher_forced_logits(params, model_config, batch, eos_id)
     values = example_metrics(model_config, logits, targets)
     weight = batch["weight"]
     sums = {k: jnp.sum(v * weight) for k, v in values.items() if k != "dim_accuracy"}
     sums["dim_accuracy"] = jnp.sum(values["dim_accuracy"] * weight[:, None], axis=0)
+    for key, value in greedy_metrics(params, model_config, batch).items():
+        sums[key] = jnp.sum(value * weight[:, None], axis=0)
     sums["count"] = jnp.sum(weight)
     return sums
 

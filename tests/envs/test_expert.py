@@ -44,3 +44,28 @@ def test_potential_reward_sums_to_final_potential():
         assert sum(rewards) == pytest.approx(1.2, abs=1e-5)
     finally:
         env.close()
+
+
+@pytest.mark.sim
+def test_slow_expert_moves_at_most_max_step_and_still_succeeds():
+    """The CPU experiment's demonstrations: 4 cm per step, mostly saturated actions."""
+    env = gym.make(
+        SETTINGS["train"].env_id, num_envs=1, obs_mode="state", control_mode=CONTROL_MODE, layout="narrow"
+    )
+    expert = ScriptedExpert(env, max_step=0.04)
+    try:
+        env.reset(seed=7)
+        expert.reset()
+        translations = []
+        for _ in range(HORIZON):
+            action = expert.act()
+            translations.append(action[:3])
+            _, _, _, _, info = env.step(openvla_to_controller(action))
+        translations = np.abs(np.stack(translations))
+        assert bool(info["success"][0])
+        assert translations.max() == pytest.approx(0.04, abs=1e-6)  # saturated at some step, never above
+        assert np.mean(translations.max(axis=1) > 0.039) > 0.2  # a good share of steps at full speed
+    finally:
+        env.close()
+    with pytest.raises(ValueError, match="max_step=0.2 must be in"):
+        ScriptedExpert(env, max_step=0.2)

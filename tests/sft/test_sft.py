@@ -80,6 +80,8 @@ def test_sft_learns_checkpoints_and_feeds_the_rl_trainer(synthetic_demos, tmp_pa
     # always answering the train split's most frequent bin.
     assert last["val_accuracy"] > 0.9 > 1 / 256, last
     assert last["val_accuracy"] > last["val_majority_accuracy"], last
+    # Acting (each token decoded from the policy's own previous ones), it must beat it too.
+    assert last["val_greedy_accuracy"] > last["val_majority_accuracy"], last
     assert all(0 <= last[f"val_accuracy_dim{d}"] <= 1 for d in range(7))
 
     # Model-checkpoint layout with the dataset's statistics and the tokenizer.
@@ -162,3 +164,33 @@ def test_missing_data_dir_is_one_line_error(tmp_path):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: no demonstrations in"), proc.stderr
+
+
+def test_greedy_metrics_score_the_policys_own_tokens():
+    """Acting accuracy is 1 for exactly the tokens the policy decodes and drops for others."""
+    from rl2vla_jax.models import config as model_config_lib
+    from rl2vla_jax.models.init import init_params
+    from rl2vla_jax.policy import preprocess, sampling
+    from rl2vla_jax.sft import step as sft_step
+
+    cfg = model_config_lib.get_preset("tiny")
+    params = init_params(cfg, jax.random.PRNGKey(3))
+    rng = np.random.default_rng(5)
+    images = rng.integers(0, 256, (3, cfg.image_size, cfg.image_size, 3), dtype=np.uint8)
+    prompt_ids = rng.integers(3, 300, (3, 11)).astype(np.int32)
+    prompt_mask = np.ones((3, 11), bool)
+    prompt_mask[1, 7:] = False
+    out = sampling.sample_actions(
+        params, cfg, preprocess.pixel_values(images), prompt_ids, prompt_mask, jax.random.key(9), 0.0
+    )
+    own = np.asarray(out["tokens"])
+    batch = dict(images=images, prompt_ids=prompt_ids, prompt_mask=prompt_mask, tokens=own)
+    same = sft_step.greedy_metrics(params, cfg, batch)
+    np.testing.assert_array_equal(same["greedy_dim_accuracy"], np.ones((3, 7)))
+    np.testing.assert_array_equal(same["greedy_dim_l1"], np.zeros((3, 7)))
+    other = own.copy()
+    other[:, 0] = (other[:, 0] + 17) % 256  # a wrong first token
+    moved = sft_step.greedy_metrics(params, cfg, batch | {"tokens": other})
+    np.testing.assert_array_equal(moved["greedy_dim_accuracy"][:, 0], np.zeros(3))
+    np.testing.assert_array_equal(moved["greedy_dim_accuracy"][:, 1:], np.ones((3, 6)))
+    assert np.all(np.asarray(moved["greedy_dim_l1"][:, 0]) > 0.1)

@@ -194,12 +194,12 @@ def test_experiment_preset_is_one_cpu_recipe_for_every_stage():
         assert config.model.preset == "small" and config.seed == 2
         assert config_base.env_conditions(config) == {
             "image_size": 64,
-            "max_episode_steps": 30,
+            "max_episode_steps": 40,
             "camera": "close",
             "layout": "narrow",
         }
-    assert configs["sft"].sft.train_all_params and configs["sft"].collect.action_noise > 0
-    assert configs["film_evi"].env.num_envs * 30 % configs["film_evi"].ppo.minibatch_size == 0
+    assert configs["sft"].sft.train_all_params and configs["sft"].collect.expert_step == 0.04
+    assert configs["film_evi"].env.num_envs * 40 % configs["film_evi"].ppo.minibatch_size == 0
     assert configs["eval"].eval.seeds == (0, 1, 2) and configs["eval"].eval.episodes >= 16
     with pytest.raises(ConfigError, match="config presets paper and experiment exclude each other"):
         _load("sft", "paper,experiment")
