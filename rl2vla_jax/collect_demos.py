@@ -76,7 +76,9 @@ def main(argv):
 
     check_choice("setting", options["setting"], SETTINGS)
     if not 0 < options["expert_step"] <= MAX_TRANSLATION:
-        raise ConfigError(f"collect.expert_step={options['expert_step']} must be in (0, {MAX_TRANSLATION}] metres")
+        raise ConfigError(
+            f"collect.expert_step={options['expert_step']} must be in (0, {MAX_TRANSLATION}] metres"
+        )
     print(f"demonstrations: {collect(**options)}")
 
 

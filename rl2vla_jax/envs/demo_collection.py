@@ -133,7 +133,13 @@ def collect(
             num_workers,
             initializer=_init_worker,
             initargs=(
-                setting, image_size, max_steps, dict(env_options or {}), hold_steps, action_noise, expert_step
+                setting,
+                image_size,
+                max_steps,
+                dict(env_options or {}),
+                hold_steps,
+                action_noise,
+                expert_step,
             ),
         )
     else:
