@@ -157,6 +157,7 @@ def rl(arg) -> ml_collections.ConfigDict:
     c.critic.hidden_sizes = (512, 128)
     c.critic.film_hidden_size = 64
     c.critic.descriptor_mode = "mean"  # one of validation.DESCRIPTOR_MODES, over the 7 token entropies
+    c.critic.descriptor_tokens = "all"  # one of validation.DESCRIPTOR_TOKENS (docs/evi.md)
     c.critic.detach_descriptor = True
 
     c.rollout = ml_collections.ConfigDict()

@@ -111,7 +111,7 @@ def train(config, workdir: str) -> dict:
     state = mesh_lib.place(state, state_sharding)
     to_actor = mesh_lib.acting_copy(mesh)  # whole params on this process's first device
     mesh_lib.check_acting_copy_fits(mesh, (state.trainable, state.frozen, state.critic))
-    act = make_act(model_cfg, critic if hp.uses_critic else None, hp.descriptor_mode)
+    act = make_act(model_cfg, critic if hp.uses_critic else None, hp.descriptor_mode, hp.descriptor_tokens)
     learn = jax.jit(
         functools.partial(
             update_lib.update, hp, model_cfg, critic, actor_tx, critic_tx, config.optim.max_grad_norm
