@@ -190,6 +190,8 @@ def rl(arg) -> ml_collections.ConfigDict:
     c.train.eval_episodes = 2
     c.train.video_every = 0
     c.train.use_wandb = False
+    # Per-sample records (<workdir>/records/, rl2vla_jax/policy/records.py) every N iterations; 0 = off.
+    c.train.diagnostics_every = 1
 
     c.eval = _eval_temperature()
 
@@ -208,6 +210,7 @@ def rl(arg) -> ml_collections.ConfigDict:
         c.train.eval_every = 10
         c.train.eval_episodes = 64
         c.train.video_every = 20
+        c.train.diagnostics_every = 10
     return c
 
 

@@ -15,6 +15,7 @@ from rl2vla_jax.data.norm_stats import select_stats
 from rl2vla_jax.data.prompt import load_tokenizer, tiny_tokenizer
 from rl2vla_jax.policy import episodes as episodes_lib
 from rl2vla_jax.policy import loading
+from rl2vla_jax.policy import records as records_lib
 from rl2vla_jax.policy.act import make_act
 from rl2vla_jax.policy.actions import ActionDecoder
 from rl2vla_jax.train import builders, hparams
@@ -172,6 +173,8 @@ def train(config, workdir: str) -> dict:
                 keep_videos=1 if keep_frames else 0,
             )
             rollout, stats = episodes_lib.to_rollout(episodes, group_ids), episodes.stats()
+            if config.train.diagnostics_every and iteration % config.train.diagnostics_every == 0:
+                _write_records(workdir, config, hp, episodes, iteration)
             frames = episodes.frames[0] if keep_frames else None
             clock = time.perf_counter()
             batch = mesh_lib.global_batch(rollout, mesh_lib.env_axis_sharding(mesh, rollout))
@@ -205,6 +208,29 @@ def train(config, workdir: str) -> dict:
     # A recompile per iteration would be a bug: both caches should hold one program.
     compiles = {"policy_step": act._cache_size(), "update": learn._cache_size()}
     return {"rows": logger.rows, "state": state, "compiles": compiles}
+
+
+def _write_records(workdir, config, hp, episodes, iteration: int) -> None:
+    """The rollout's per-sample records (rl2vla_jax/policy/records.py), from the values the
+    behaviour critic gave while acting."""
+    from rl2vla_jax.envs import suites
+
+    category = suites.get_setting(config.env.suite, config.env.setting).category
+    columns = records_lib.episode_records(
+        episodes.steps,
+        episodes.bootstrap_value,
+        episodes.success,
+        episode_seeds(config, iteration, hp.group_size),
+        hp.gamma,
+        hp.gae_lambda,
+        config.env.setting,
+        category,
+        iteration,
+    )
+    suffix = f"_process{jax.process_index()}" if jax.process_count() > 1 else ""
+    records_lib.write_records(
+        os.path.join(workdir, records_lib.RECORDS_FOLDER, f"iteration_{iteration:05d}{suffix}.npz"), columns
+    )
 
 
 def _evaluate(config, actor, acting, iteration) -> dict[str, float]:
