@@ -188,6 +188,8 @@ def rl(arg) -> ml_collections.ConfigDict:
     c.train.checkpoint_every = 1
     c.train.eval_every = 0  # 0 = never; at eval.temperature
     c.train.eval_episodes = 2
+    # OOD settings of env.suite evaluated beside the ID one every eval_every iterations (a video each).
+    c.train.eval_settings = ()
     c.train.video_every = 0
     c.train.use_wandb = False
     # Per-sample records (<workdir>/records/, rl2vla_jax/policy/records.py) every N iterations; 0 = off.

@@ -13,6 +13,7 @@ from rl2vla_jax.policy import loading
 from rl2vla_jax.policy.episodes import Rollout
 from rl2vla_jax.train import builders, hparams, loop
 from rl2vla_jax.train import update as update_lib
+from rl2vla_jax.validation import ConfigError
 
 
 def _tiny_run_config(iterations: int, **changes):
@@ -107,3 +108,11 @@ def test_two_devices_give_the_same_losses_as_one():
             np.testing.assert_allclose(one[key], two[key], rtol=2e-5, atol=1e-6, err_msg=key)
     for key in one_params:
         np.testing.assert_allclose(one_params[key], two_params[key], rtol=1e-4, atol=1e-6, err_msg=key)
+
+
+def test_eval_settings_are_checked_against_the_suite():
+    config = _tiny_run_config(1, **{"train.eval_settings": ("unseen_table", "unseen_tabel")})
+    with pytest.raises(ConfigError, match="unseen_tabel"):
+        loop._eval_settings(config)
+    config.train.eval_settings = ("unseen_table", "image_noise_strong")
+    assert loop._eval_settings(config) == ["unseen_table", "image_noise_strong"]
