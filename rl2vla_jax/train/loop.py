@@ -86,6 +86,7 @@ def write_run_description(workdir: str, config) -> None:
 
 def train(config, workdir: str) -> dict:
     hp = hparams.rl_hparams(config)
+    eval_settings = _eval_settings(config)  # before anything is written
     model_cfg = loading.model_config(config, checkpoints.load_model_config(config.init_from))
     critic = builders.make_critic(hp, config)
     actor_tx, critic_tx = builders.optimizers(config)
@@ -126,8 +127,6 @@ def train(config, workdir: str) -> dict:
     groups_per_process = -(-config.env.num_envs // hp.group_size)
     group_ids = np.arange(config.env.num_envs) // hp.group_size + jax.process_index() * groups_per_process
     rollout_key = jax.random.PRNGKey(config.seed + 1)
-
-    eval_settings = _eval_settings(config)
 
     def make_env(setting):
         return make_vector_env(
