@@ -157,7 +157,9 @@ def rl(arg) -> ml_collections.ConfigDict:
     c.critic.hidden_sizes = (512, 128)
     c.critic.film_hidden_size = 64
     c.critic.descriptor_mode = "mean"  # one of validation.DESCRIPTOR_MODES, over the 7 token entropies
-    c.critic.descriptor_tokens = "all"  # one of validation.DESCRIPTOR_TOKENS (docs/evi.md)
+    # One of validation.DESCRIPTOR_TOKENS: "first" = u is H_1, which the state alone decides, so
+    # V stays a baseline; "all" lets the sampled action move V (measured in docs/evi.md).
+    c.critic.descriptor_tokens = "first"
     c.critic.detach_descriptor = True
 
     c.rollout = ml_collections.ConfigDict()
