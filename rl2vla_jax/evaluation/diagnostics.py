@@ -235,7 +235,9 @@ def markdown(result: dict, folder: str, plots: list[str]) -> str:
         f"- u with the realised return G: {rho(result['spearman_u_return'])}",
         f"- u with |V - G|: {rho(result['spearman_u_abs_value_error'])}",
         "",
-        "## Over training (explained variance of the lambda-returns, advantage variance)",
+        "## Over training (explained variance of the lambda-returns, advantage variance)"
+        if result["kind"] == "training"
+        else "## All episodes (explained variance of the lambda-returns, advantage variance; iteration -1)",
         "",
         _table(
             result["over_training"], ["iteration", "explained_variance", "advantage_variance", "mean_entropy"]

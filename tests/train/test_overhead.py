@@ -81,3 +81,20 @@ def test_cpu_report_has_the_schema_and_measures_both_arms():
     assert isinstance(report["evi_extra_params"], int) and report["evi_extra_params"] == _film(40, 7)
     table = overhead.markdown_table({"cpu": report})
     assert f"| cpu | with_evi | {report['with_evi']['params_total']:,} |" in table
+
+
+def test_the_command_refuses_an_out_folder_that_does_not_exist(tmp_path):
+    import subprocess
+    import sys
+
+    missing = tmp_path / "no_such_folder" / "overhead.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "rl2vla_jax.measure_overhead", "--config=configs/film_evi.py", f"--out={missing}"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert (
+        done.returncode == 2
+        and done.stderr.startswith("error: --out=")
+        and len(done.stderr.splitlines()) == 1
+    )
+    assert not missing.parent.exists()
