@@ -275,6 +275,13 @@ def read_assets(step: Step) -> dict[str, Any]:
 def load_policy(path: str) -> tuple[Any, OpenVLAConfig, dict[str, Any]]:
     """(policy params, model config, assets) of the step `resolve(path)` names, with assets =
     {"norm_stats", "tokenizer" (a file path or None), "model_config", "config", "env", ...}."""
+    params, model_config, assets = load_params(path)
+    return params["policy"], model_config, assets
+
+
+def load_params(path: str) -> tuple[dict[str, Any], OpenVLAConfig, dict[str, Any]]:
+    """`load_policy` with the whole `params` item: {"policy": ..., "critic": ... when the run
+    had one}."""
     step = resolve(path)
     mgr = reader(step.directory)
     try:
@@ -289,7 +296,7 @@ def load_policy(path: str) -> tuple[Any, OpenVLAConfig, dict[str, Any]]:
         params, _, assets = restore(mgr, step.step, abstract(shapes))
     finally:
         mgr.close()
-    return params["policy"], OpenVLAConfig.from_dict(assets["model_config"]), assets
+    return params, OpenVLAConfig.from_dict(assets["model_config"]), assets
 
 
 def load_model_config(path: str) -> OpenVLAConfig | None:

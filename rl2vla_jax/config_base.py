@@ -162,6 +162,9 @@ def rl(arg) -> ml_collections.ConfigDict:
     c.critic.hidden_sizes = (512, 128)
     c.critic.film_hidden_size = 64
     c.critic.descriptor_mode = "mean"  # one of validation.DESCRIPTOR_MODES, over the 7 token entropies
+    # One of validation.DESCRIPTOR_TOKENS: "first" = u is H_1, which the state alone decides, so
+    # V stays a baseline; "all" lets the sampled action move V (measured in docs/evi.md).
+    c.critic.descriptor_tokens = "first"
     c.critic.detach_descriptor = True
 
     c.rollout = ml_collections.ConfigDict()
@@ -192,8 +195,12 @@ def rl(arg) -> ml_collections.ConfigDict:
     c.train.checkpoint_every = 1
     c.train.eval_every = 0  # 0 = never; at eval.temperature
     c.train.eval_episodes = 2
+    # OOD settings of env.suite evaluated beside the ID one every eval_every iterations (a video each).
+    c.train.eval_settings = ()
     c.train.video_every = 0
     c.train.use_wandb = False
+    # Per-sample records (<workdir>/records/, rl2vla_jax/policy/records.py) every N iterations; 0 = off.
+    c.train.diagnostics_every = 1
 
     c.eval = _eval_temperature()
 
@@ -212,6 +219,7 @@ def rl(arg) -> ml_collections.ConfigDict:
         c.train.eval_every = 10
         c.train.eval_episodes = 64
         c.train.video_every = 20
+        c.train.diagnostics_every = 10
     return c
 
 

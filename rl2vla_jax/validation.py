@@ -12,6 +12,7 @@ from collections.abc import Iterable
 ALGORITHMS = ("ppo", "grpo", "grpo_s")
 CRITICS = ("value_head", "entropy_concat", "film_evi")
 DESCRIPTOR_MODES = ("mean", "sum")
+DESCRIPTOR_TOKENS = ("all", "first")  # which token entropies feed the EVI descriptor
 ENV_BACKENDS = ("cpu", "gpu")
 CAMERAS = ("wide", "close")  # rl2vla_jax/envs/put_on_plate.py: CAMERAS
 LAYOUTS = ("full", "narrow")  # rl2vla_jax/envs/put_on_plate.py: LAYOUTS

@@ -6,6 +6,8 @@ Results folder OUT:
                              return; written to a temp file and renamed, so a killed evaluation
                              leaves whole settings only; a rerun skips those (resume).
   videos/<setting>_<k>.mp4   the first episodes of the first seed (camera frames)
+  records/<setting>.npz      per-sample records of every scored episode (policy/records.py), with
+                             the checkpoint's critic's values when it has one (else V = 0)
 
 Episode e of seed s uses env seed EVAL_SEED_BASE + s * 100_000 + e in every setting (the same
 seed gives the same layout in every setting), disjoint from the demonstration seeds (0, 1, ...).
@@ -24,6 +26,7 @@ import numpy as np
 from rl2vla_jax import checkpoints, config_base
 from rl2vla_jax.policy import episodes as episodes_lib
 from rl2vla_jax.policy import loading
+from rl2vla_jax.policy import records as records_lib
 from rl2vla_jax.policy.act import make_act
 from rl2vla_jax.policy.loading import RANDOM
 from rl2vla_jax.validation import ConfigError
@@ -103,9 +106,11 @@ def episode_seed(seed: int, episode: int) -> int:
     return EVAL_SEED_BASE + seed * 100_000 + episode
 
 
-def run_setting(config, actor, params, setting, options: Options, out: str, videos: int) -> dict:
-    """Every seed x episode of one setting, in batches of env.num_envs episodes."""
+def run_setting(config, actor, params, setting, options: Options, out: str, videos: int, critic=None) -> dict:
+    """Every seed x episode of one setting, in batches of env.num_envs episodes; `critic` a
+    `loading.LoadedCritic` (values in the records) or None."""
     num_envs = actor.env.num_envs
+    records = []
     result = {"setting": setting.setting, "category": setting.category, "split": setting.split, "seeds": {}}
     clock = time.perf_counter()
     for seed_index, seed in enumerate(options.seeds):
@@ -116,8 +121,23 @@ def run_setting(config, actor, params, setting, options: Options, out: str, vide
             keep = min(videos, count) if seed_index == 0 and first == 0 else 0
             rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), seeds[0])
             episodes = episodes_lib.run_episodes(
-                actor, params, {}, seeds, rng, options.temperature, keep_videos=keep
+                actor,
+                params,
+                critic.params if critic else {},
+                seeds,
+                rng,
+                options.temperature,
+                record=True,
+                keep_videos=keep,
+                keep_images=False,
             )
+            gamma, lam = (critic.gamma, critic.gae_lambda) if critic else (0.99, 0.95)
+            columns = records_lib.episode_records(
+                episodes.steps, episodes.bootstrap_value, episodes.success, seeds, gamma, lam,
+                setting.setting, setting.category,
+            )  # fmt: skip
+            scored = columns["env"] < count
+            records.append({key: value[scored] for key, value in columns.items()})
             per_episode["episode_seed"] += seeds[:count]
             for key, values in (
                 ("success", episodes.success),
@@ -129,6 +149,10 @@ def run_setting(config, actor, params, setting, options: Options, out: str, vide
                 write_video(os.path.join(out, "videos", f"{setting.setting}_{k}.mp4"), clip)
         result["seeds"][str(seed)] = per_episode
     result["seconds"] = time.perf_counter() - clock
+    # Before the setting's json, which marks the setting done (resume skips it).
+    records_lib.write_records(
+        os.path.join(out, records_lib.RECORDS_FOLDER, f"{setting.setting}.npz"), records_lib.concat(records)
+    )
     _write_json(os.path.join(out, "settings", f"{setting.setting}.json"), result)
     return result
 
@@ -155,7 +179,12 @@ def evaluate(config, checkpoint: str, settings, options: Options, out: str, log=
     # An unreadable checkpoint fails here, before OUT exists.
     policy = loading.load(config, checkpoint, random_action_stats=FULL_RANGE_ACTION_STATS)
     prepare_folder(out, options)
-    act = make_act(policy.model_config)
+    critic = policy.critic
+    if critic is None:
+        act = make_act(policy.model_config)
+    else:
+        act = make_act(policy.model_config, critic.module, critic.descriptor_mode, critic.descriptor_tokens)
+        log(f"[eval] the checkpoint has a critic ({type(critic.module).__name__}): its values go to records/")
 
     for index, setting in enumerate(todo):
         clock = time.perf_counter()
@@ -179,7 +208,7 @@ def evaluate(config, checkpoint: str, settings, options: Options, out: str, log=
         )
         try:
             result = run_setting(
-                config, actor, policy.params, setting, options, out, config.eval.videos_per_setting
+                config, actor, policy.params, setting, options, out, config.eval.videos_per_setting, critic
             )
         finally:
             env.close()

@@ -19,6 +19,7 @@ def act(
     model_config,
     critic: nn.Module | None,
     descriptor_mode: str,
+    descriptor_tokens: str,
     policy_params,
     critic_params,
     images: jax.Array,
@@ -34,7 +35,7 @@ def act(
     out = sample_actions(
         policy_params, model_config, pixel_values(images), prompt_ids, prompt_mask, rng, temperature
     )
-    descriptor = entropy_lib.entropy_descriptor(out["entropies"], descriptor_mode, True)
+    descriptor = entropy_lib.entropy_descriptor(out["entropies"], descriptor_mode, True, descriptor_tokens)
     if critic is None:
         value = jnp.zeros(descriptor.shape, jnp.float32)
     else:
@@ -49,7 +50,12 @@ def act(
     }
 
 
-def make_act(model_config, critic: nn.Module | None = None, descriptor_mode: str = "mean"):
-    """`act` jitted with the model, critic and descriptor mode bound:
+def make_act(
+    model_config,
+    critic: nn.Module | None = None,
+    descriptor_mode: str = "mean",
+    descriptor_tokens: str = "all",
+):
+    """`act` jitted with the model, critic and descriptor (mode, tokens) bound:
     fn(policy_params, critic_params, images, prompt_ids, prompt_mask, rng, temperature)."""
-    return jax.jit(functools.partial(act, model_config, critic, descriptor_mode))
+    return jax.jit(functools.partial(act, model_config, critic, descriptor_mode, descriptor_tokens))

@@ -97,10 +97,12 @@ def run_episodes(
     temperature: float,
     record: bool = False,
     keep_videos: int = 0,
+    keep_images: bool = True,
 ) -> Episodes:
     """One episode per env at `temperature`, step t acting with key fold_in(rng, t).
     `record=True` keeps every transition (and values the state after the last step, for GAE's
-    bootstrap): what an RL iteration needs; evaluation leaves it off."""
+    bootstrap): what an RL iteration needs; evaluation records only for diagnostics and then
+    drops the images (`keep_images=False`)."""
     env = actor.env
     seconds = {"simulator": 0.0, "policy": 0.0, "host": 0.0}
     clock = time.perf_counter()
@@ -108,7 +110,17 @@ def run_episodes(
     seconds["simulator"] += time.perf_counter() - clock
     prompt_ids, prompt_mask = encode_prompts(actor.tokenizer, obs.instructions, actor.prompt_len)
     horizon, num_envs = env.max_episode_steps, env.num_envs
-    keys = ("images", "tokens", "log_probs", "values", "rewards", "dones", "entropy", "descriptor")
+    keys = (
+        "images",
+        "tokens",
+        "log_probs",
+        "values",
+        "rewards",
+        "dones",
+        "entropy",
+        "entropies",
+        "descriptor",
+    )
     steps: dict[str, list] = {k: [] for k in keys}
     returns = np.zeros(num_envs)
     success_once = np.zeros(num_envs, bool)
@@ -151,9 +163,11 @@ def run_episodes(
         for k in range(keep_videos):
             frames[k].append(np.asarray(obs.images[k]))
         if record:
-            transition = (images, out["tokens"], out["log_prob"], out["value"], reward, terminated)
-            for key, value in zip(keys, (*transition, out["entropy"], out["descriptor"])):
-                steps[key].append(np.asarray(value))
+            transition = (images if keep_images else None, out["tokens"], out["log_prob"], out["value"])
+            extra = (reward, terminated, out["entropy"], out["entropies"], out["descriptor"])
+            for key, value in zip(keys, (*transition, *extra)):
+                if value is not None:
+                    steps[key].append(np.asarray(value))
     return Episodes(
         success=success,
         success_once=success_once,
@@ -161,7 +175,7 @@ def run_episodes(
         episode_length=episode_length,
         prompt_ids=prompt_ids,
         prompt_mask=prompt_mask,
-        steps={k: np.stack(v) for k, v in steps.items()} if record else None,
+        steps={k: np.stack(v) for k, v in steps.items() if v} if record else None,
         bootstrap_value=bootstrap_value,
         frames=frames,
         seconds=seconds,

@@ -14,6 +14,7 @@ from rl2vla_jax import checkpoints
 from rl2vla_jax.data.norm_stats import select_stats
 from rl2vla_jax.data.prompt import load_tokenizer, tiny_tokenizer
 from rl2vla_jax.models import config as model_config_lib
+from rl2vla_jax.models import critics
 from rl2vla_jax.models.init import init_params
 from rl2vla_jax.policy.actions import ActionDecoder
 from rl2vla_jax.validation import ConfigError
@@ -59,6 +60,39 @@ class LoadedPolicy:
     decoder: ActionDecoder
     tokenizer: Any
     description: str
+    critic: LoadedCritic | None = None  # an RL checkpoint's critic, when it has one
+
+
+@dataclasses.dataclass
+class LoadedCritic:
+    """The critic of an RL checkpoint, rebuilt from the run's config stored in its assets."""
+
+    module: Any
+    params: Any
+    descriptor_mode: str
+    descriptor_tokens: str
+    gamma: float
+    gae_lambda: float
+
+
+def critic_from(params: dict, assets: dict) -> LoadedCritic | None:
+    """None unless the checkpoint holds critic params and the run config that built them."""
+    run_config = json.loads(assets["config"]) if assets.get("config") else {}
+    section = run_config.get("critic")
+    if not params.get("critic") or not section:
+        return None
+    module = critics.make_critic(
+        section["name"], tuple(section["hidden_sizes"]), int(section.get("film_hidden_size", 64))
+    )
+    ppo = run_config.get("ppo", {})
+    return LoadedCritic(
+        module,
+        params["critic"],
+        section.get("descriptor_mode", "mean"),
+        section.get("descriptor_tokens", "all"),  # checkpoints from before the key: all 7
+        float(ppo.get("gamma", 0.99)),
+        float(ppo.get("gae_lambda", 0.95)),
+    )
 
 
 def load(config, checkpoint: str, random_action_stats: dict | None = None) -> LoadedPolicy:
@@ -70,14 +104,15 @@ def load(config, checkpoint: str, random_action_stats: dict | None = None) -> Lo
         model_cfg = model_config(config)
         params = init_params(model_cfg, jax.random.PRNGKey(config.seed))
         action_stats, tokenizer_path = random_action_stats, tiny_tokenizer()
+        critic = None
         description = f"untrained {config.model.preset} (seed {config.seed})"
     else:
-        params, model_cfg, assets = checkpoints.load_policy(checkpoint)
+        all_params, model_cfg, assets = checkpoints.load_params(checkpoint)
+        params, critic = all_params["policy"], critic_from(all_params, assets)
         if not assets.get("norm_stats"):
             raise ConfigError(f"checkpoint {checkpoint} has no action statistics (norm_stats) to act with")
         action_stats = select_stats(assets["norm_stats"], config.unnorm_key or None)
         tokenizer_path = assets.get("tokenizer") or tiny_tokenizer()
         description = checkpoint
-    return LoadedPolicy(
-        params, model_cfg, ActionDecoder(model_cfg, action_stats), load_tokenizer(tokenizer_path), description
-    )
+    decoder = ActionDecoder(model_cfg, action_stats)
+    return LoadedPolicy(params, model_cfg, decoder, load_tokenizer(tokenizer_path), description, critic)

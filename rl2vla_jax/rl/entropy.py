@@ -25,12 +25,21 @@ def token_entropy(action_logits: jax.Array) -> jax.Array:
     return entropy / math.log(action_logits.shape[-1])
 
 
-def entropy_descriptor(token_entropies: jax.Array, mode: str = "mean", detach: bool = True) -> jax.Array:
+def entropy_descriptor(
+    token_entropies: jax.Array, mode: str = "mean", detach: bool = True, tokens: str = "all"
+) -> jax.Array:
     """Aggregate the per-token entropies of one action into the EVI descriptor u.
 
     u = mean_k H_k (mode="mean") or sum_k H_k (mode="sum") over the last axis (the tokens).
+    tokens="first" keeps H_1 only (u = H_1 in either mode): token k > 1 is predicted after
+    tokens 1..k-1 were sampled, so H_2..H_7 depend on the action and would make V(s; u) partly
+    a Q-function; H_1 depends on the state alone.
     With `detach` the critic's loss sends no gradient back into the policy logits.
     """
+    if tokens == "first":
+        token_entropies = token_entropies[..., :1]
+    elif tokens != "all":
+        raise ValueError(f"entropy descriptor tokens {tokens!r} is not one of 'all', 'first'")
     if mode == "mean":
         descriptor = jnp.mean(token_entropies, axis=-1)
     elif mode == "sum":

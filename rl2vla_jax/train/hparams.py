@@ -9,7 +9,14 @@ import dataclasses
 import ml_collections
 
 from rl2vla_jax.config_base import validate_common
-from rl2vla_jax.validation import ALGORITHMS, CRITICS, DESCRIPTOR_MODES, ConfigError, check_choice
+from rl2vla_jax.validation import (
+    ALGORITHMS,
+    CRITICS,
+    DESCRIPTOR_MODES,
+    DESCRIPTOR_TOKENS,
+    ConfigError,
+    check_choice,
+)
 
 _NON_NEGATIVE = (
     "ppo.clip_eps",
@@ -35,6 +42,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _check_choice("algorithm", config.algorithm, ALGORITHMS)
     _check_choice("critic.name", config.critic.name, CRITICS)
     _check_choice("critic.descriptor_mode", config.critic.descriptor_mode, DESCRIPTOR_MODES)
+    _check_choice("critic.descriptor_tokens", config.critic.descriptor_tokens, DESCRIPTOR_TOKENS)
     samples = config.env.num_envs * config.env.max_episode_steps
     per_update = config.ppo.minibatch_size * config.ppo.grad_accum_steps
     if per_update <= 0 or samples % per_update:
@@ -69,6 +77,7 @@ class RLHparams:
     grad_accum_steps: int
     temperature: float
     descriptor_mode: str
+    descriptor_tokens: str
     detach_descriptor: bool
     group_size: int
 
@@ -95,6 +104,7 @@ def rl_hparams(config: ml_collections.ConfigDict) -> RLHparams:
         grad_accum_steps=int(config.ppo.grad_accum_steps),
         temperature=float(config.rollout.temperature),
         descriptor_mode=config.critic.descriptor_mode,
+        descriptor_tokens=config.critic.descriptor_tokens,
         detach_descriptor=bool(config.critic.detach_descriptor),
         group_size=int(config.grpo_group_size),
     )

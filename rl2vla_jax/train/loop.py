@@ -1,5 +1,6 @@
 """The host training loop: rollout on the simulator, one jitted update, logs and checkpoints."""
 
+import dataclasses
 import functools
 import json
 import os
@@ -9,17 +10,19 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from rl2vla_jax import checkpoints, config_base
+from rl2vla_jax import checkpoints, cli, config_base
 from rl2vla_jax import mesh as mesh_lib
 from rl2vla_jax.data.norm_stats import select_stats
 from rl2vla_jax.data.prompt import load_tokenizer, tiny_tokenizer
 from rl2vla_jax.policy import episodes as episodes_lib
 from rl2vla_jax.policy import loading
+from rl2vla_jax.policy import records as records_lib
 from rl2vla_jax.policy.act import make_act
 from rl2vla_jax.policy.actions import ActionDecoder
 from rl2vla_jax.train import builders, hparams
 from rl2vla_jax.train import update as update_lib
 from rl2vla_jax.train.logging import RunLogger
+from rl2vla_jax.validation import ConfigError
 from rl2vla_jax.video import write_video
 
 
@@ -83,6 +86,7 @@ def write_run_description(workdir: str, config) -> None:
 
 def train(config, workdir: str) -> dict:
     hp = hparams.rl_hparams(config)
+    eval_settings = _eval_settings(config)  # before anything is written
     model_cfg = loading.model_config(config, checkpoints.load_model_config(config.init_from))
     critic = builders.make_critic(hp, config)
     actor_tx, critic_tx = builders.optimizers(config)
@@ -111,7 +115,7 @@ def train(config, workdir: str) -> dict:
     state = mesh_lib.place(state, state_sharding)
     to_actor = mesh_lib.acting_copy(mesh)  # whole params on this process's first device
     mesh_lib.check_acting_copy_fits(mesh, (state.trainable, state.frozen, state.critic))
-    act = make_act(model_cfg, critic if hp.uses_critic else None, hp.descriptor_mode)
+    act = make_act(model_cfg, critic if hp.uses_critic else None, hp.descriptor_mode, hp.descriptor_tokens)
     learn = jax.jit(
         functools.partial(
             update_lib.update, hp, model_cfg, critic, actor_tx, critic_tx, config.optim.max_grad_norm
@@ -124,16 +128,20 @@ def train(config, workdir: str) -> dict:
     group_ids = np.arange(config.env.num_envs) // hp.group_size + jax.process_index() * groups_per_process
     rollout_key = jax.random.PRNGKey(config.seed + 1)
 
-    env = make_vector_env(
-        config.env.setting,
-        config.env.num_envs,
-        backend=config.env.backend,
-        image_size=config.env.image_size,
-        max_episode_steps=config.env.max_episode_steps,
-        seed=config.seed,
-        suite=config.env.suite,
-        env_options=config_base.env_options(conditions),
-    )
+    def make_env(setting):
+        return make_vector_env(
+            setting,
+            config.env.num_envs,
+            backend=config.env.backend,
+            image_size=config.env.image_size,
+            max_episode_steps=config.env.max_episode_steps,
+            seed=config.seed,
+            suite=config.env.suite,
+            env_options=config_base.env_options(conditions),
+        )
+
+    env = make_env(config.env.setting)
+    eval_envs = {}  # OOD settings evaluated while training, made at their first evaluation
     actor = episodes_lib.Actor(
         env, act, tokenizer, decoder, model_cfg.image_size, config.model.max_prompt_tokens
     )
@@ -172,6 +180,8 @@ def train(config, workdir: str) -> dict:
                 keep_videos=1 if keep_frames else 0,
             )
             rollout, stats = episodes_lib.to_rollout(episodes, group_ids), episodes.stats()
+            if config.train.diagnostics_every and iteration % config.train.diagnostics_every == 0:
+                _write_records(workdir, config, hp, episodes, iteration)
             frames = episodes.frames[0] if keep_frames else None
             clock = time.perf_counter()
             batch = mesh_lib.global_batch(rollout, mesh_lib.env_axis_sharding(mesh, rollout))
@@ -181,7 +191,14 @@ def train(config, workdir: str) -> dict:
             stats["elapsed_seconds"] = elapsed_before + time.perf_counter() - run_clock
             metrics |= stats
             if config.train.eval_every and (iteration + 1) % config.train.eval_every == 0:
-                metrics |= _evaluate(config, actor, to_actor((state.policy_params, state.critic)), iteration)
+                acting = to_actor((state.policy_params, state.critic))
+                metrics |= _evaluate(config, actor, acting, iteration)
+                for setting in eval_settings:  # beside the ID evaluation, RL4VLA's interval evaluation
+                    if setting not in eval_envs:
+                        eval_envs[setting] = make_env(setting)
+                    video = os.path.join(workdir, "videos", f"eval_{setting}_{iteration:05d}.mp4")
+                    ood_actor = dataclasses.replace(actor, env=eval_envs[setting])
+                    metrics |= _evaluate(config, ood_actor, acting, iteration, f"eval_{setting}", video)
             if frames:
                 write_video(os.path.join(workdir, "videos", f"iteration_{iteration:05d}.mp4"), frames)
             if (iteration + 1) % config.train.log_every == 0:
@@ -198,6 +215,8 @@ def train(config, workdir: str) -> dict:
         bar.close()
     finally:
         env.close()
+        for eval_env in eval_envs.values():
+            eval_env.close()
         logger.close()
         mgr.close()
     table = logger.summary()
@@ -207,24 +226,66 @@ def train(config, workdir: str) -> dict:
     return {"rows": logger.rows, "state": state, "compiles": compiles}
 
 
-def _evaluate(config, actor, acting, iteration) -> dict[str, float]:
-    """`train.eval_episodes` episodes (rounded up to whole batches of envs) on the training
-    envs at `eval.temperature` (RL4VLA: 0.6), with seeds never used for training.
-    The trainer's envs are the ID `train` setting; OOD suites are `python -m rl2vla_jax.eval`.
+def _write_records(workdir, config, hp, episodes, iteration: int) -> None:
+    """The rollout's per-sample records (rl2vla_jax/policy/records.py), from the values the
+    behaviour critic gave while acting."""
+    from rl2vla_jax.envs import suites
+
+    category = suites.get_setting(config.env.suite, config.env.setting).category
+    columns = records_lib.episode_records(
+        episodes.steps,
+        episodes.bootstrap_value,
+        episodes.success,
+        episode_seeds(config, iteration, hp.group_size),
+        hp.gamma,
+        hp.gae_lambda,
+        config.env.setting,
+        category,
+        iteration,
+    )
+    suffix = f"_process{jax.process_index()}" if jax.process_count() > 1 else ""
+    records_lib.write_records(
+        os.path.join(workdir, records_lib.RECORDS_FOLDER, f"iteration_{iteration:05d}{suffix}.npz"), columns
+    )
+
+
+def _eval_settings(config) -> list[str]:
+    """`train.eval_settings`, checked against the suite before any simulator starts."""
+    from rl2vla_jax.envs import suites
+
+    settings = list(config.train.eval_settings)
+    for setting in settings:
+        try:
+            suites.get_setting(config.env.suite, setting)
+        except KeyError as err:
+            raise ConfigError(f"config.train.eval_settings: {cli.one_line(err)}") from None
+    return settings
+
+
+def _evaluate(config, actor, acting, iteration, prefix="eval", video_path=None) -> dict[str, float]:
+    """`train.eval_episodes` episodes (rounded up to whole batches of envs) on `actor`'s envs
+    (the training envs, or an OOD setting's) at `eval.temperature` (RL4VLA: 0.6), with seeds
+    never used for training; `video_path`: the first episode's video. Every setting sees the
+    same seeds, so ID and OOD differ in the setting only. Full suites: `python -m rl2vla_jax.eval`.
     `acting`: (policy params, critic params) as `mesh.acting_copy` gives them."""
     num_envs = config.env.num_envs
     rounds = -(-config.train.eval_episodes // num_envs)
     results = []
     for r in range(rounds):
         first = 10**9 + ((iteration * rounds + r) * jax.process_count() + jax.process_index()) * num_envs
+        keep = 1 if video_path and r == 0 and jax.process_index() == 0 else 0
         episodes = episodes_lib.run_episodes(
             actor,
             *acting,
             list(range(first, first + num_envs)),
             jax.random.fold_in(jax.random.PRNGKey(10**6 + iteration), r),
             config.eval.temperature,
+            keep_videos=keep,
         )
+        if keep:
+            write_video(video_path, episodes.frames[0])
         results.append(episodes.stats())
     return {
-        f"eval_{k}": float(np.mean([s[k] for s in results])) for k in ("success", "success_once", "return")
+        f"{prefix}_{k}": float(np.mean([s[k] for s in results]))
+        for k in ("success", "success_once", "return")
     }

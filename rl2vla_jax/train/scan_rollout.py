@@ -30,7 +30,9 @@ def make_train_iteration(
     """A jitted `iteration(train_state) -> (train_state, metrics)`: rollout + update."""
     prompt_ids = jnp.broadcast_to(jnp.asarray(prompt_ids), (num_envs, prompt_ids.shape[-1]))
     prompt_mask = jnp.broadcast_to(jnp.asarray(prompt_mask), (num_envs, prompt_mask.shape[-1]))
-    act = functools.partial(act_step, model_config, critic if hp.uses_critic else None, hp.descriptor_mode)
+    act = functools.partial(
+        act_step, model_config, critic if hp.uses_critic else None, hp.descriptor_mode, hp.descriptor_tokens
+    )
     learn = functools.partial(update_lib.update, hp, model_config, critic, actor_tx, critic_tx, max_grad_norm)
 
     @jax.jit

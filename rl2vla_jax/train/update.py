@@ -35,7 +35,9 @@ def evaluate_actions(hp: RLHparams, model_config, critic: nn.Module, policy_para
     )
     log_prob = ent_lib.action_log_prob(logits, batch["tokens"], hp.temperature)
     token_entropies = ent_lib.token_entropy(logits)
-    descriptor = ent_lib.entropy_descriptor(token_entropies, hp.descriptor_mode, hp.detach_descriptor)
+    descriptor = ent_lib.entropy_descriptor(
+        token_entropies, hp.descriptor_mode, hp.detach_descriptor, hp.descriptor_tokens
+    )
     values = critic.apply({"params": critic_params}, hidden, descriptor) if hp.uses_critic else None
     return log_prob, token_entropies, descriptor, values
 

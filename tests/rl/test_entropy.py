@@ -31,6 +31,11 @@ def test_descriptor_mean_sum_and_bad_mode():
     np.testing.assert_allclose(entropy.entropy_descriptor(h, "sum"), [2.8], rtol=1e-6)
     with pytest.raises(ValueError, match="mean"):
         entropy.entropy_descriptor(h, "max")
+    # tokens="first": u = H_1 whatever the mode; the other 6 entropies are ignored
+    for mode in ("mean", "sum"):
+        np.testing.assert_allclose(entropy.entropy_descriptor(h, mode, tokens="first"), [0.1], rtol=1e-6)
+    with pytest.raises(ValueError, match="first"):
+        entropy.entropy_descriptor(h, "mean", tokens="last")
 
 
 def test_detached_descriptor_passes_no_gradient_to_logits():

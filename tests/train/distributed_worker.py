@@ -92,7 +92,7 @@ def run_layout(config, hp, model_cfg, critic, data: int, fsdp: int) -> dict:
     rollout = random_rollout(7, model_cfg)
     policy_params, critic_params = mesh_lib.acting_copy(mesh)((state.policy_params, state.critic))
     acting_devices = {d for x in jax.tree.leaves((policy_params, critic_params)) for d in x.devices()}
-    act = make_act(model_cfg, critic, hp.descriptor_mode)
+    act = make_act(model_cfg, critic, hp.descriptor_mode, hp.descriptor_tokens)
     out = act(
         policy_params,
         critic_params,

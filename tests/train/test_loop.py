@@ -9,10 +9,11 @@ import pytest
 
 from configs import film_evi
 from rl2vla_jax import mesh as mesh_lib
-from rl2vla_jax.policy import loading
+from rl2vla_jax.policy import loading, records
 from rl2vla_jax.policy.episodes import Rollout
 from rl2vla_jax.train import builders, hparams, loop
 from rl2vla_jax.train import update as update_lib
+from rl2vla_jax.validation import ConfigError
 
 
 def _tiny_run_config(iterations: int, **changes):
@@ -32,7 +33,9 @@ def _tiny_run_config(iterations: int, **changes):
 @pytest.mark.slow
 def test_train_end_to_end_then_resume_replays_identical_metrics(tmp_path):
     # Uninterrupted: 3 iterations.
-    full = loop.train(_tiny_run_config(3), str(tmp_path / "full"))
+    full = loop.train(
+        _tiny_run_config(3, **{"train.eval_settings": ("image_noise_strong",)}), str(tmp_path / "full")
+    )
     assert full["compiles"] == {"policy_step": 1, "update": 1}
     workdir = tmp_path / "resumed"
     # Interrupted after 2 iterations, then the same command again with the same workdir.
@@ -49,7 +52,21 @@ def test_train_end_to_end_then_resume_replays_identical_metrics(tmp_path):
     assert {"params", "train_state", "assets"} <= set(os.listdir(workdir / "checkpoints" / "3"))
     assert any(name.startswith("events.out.tfevents") for name in os.listdir(workdir / "tensorboard"))
     assert "eval_success" in resumed["rows"][2] and "eval_success" not in full["rows"][1]
-    assert sorted(os.listdir(tmp_path / "full" / "videos")) == ["iteration_00000.mp4", "iteration_00002.mp4"]
+    assert sorted(os.listdir(tmp_path / "full" / "videos")) == [
+        "eval_image_noise_strong_00002.mp4",
+        "iteration_00000.mp4",
+        "iteration_00002.mp4",
+    ]
+    # the OOD setting is evaluated beside the ID one, at the same iterations
+    assert {"eval_image_noise_strong_success", "eval_image_noise_strong_return"} <= set(full["rows"][2])
+    assert "eval_image_noise_strong_success" not in full["rows"][1]
+    # per-sample records every iteration (train.diagnostics_every = 1 on the CPU default)
+    names = sorted(os.listdir(workdir / "records"))
+    assert names == ["iteration_00000.npz", "iteration_00001.npz", "iteration_00002.npz"]
+    columns = records.read_records(str(workdir / "records"))
+    assert len(columns["value"]) == 3 * 4 * 2 and columns["entropies"].shape == (24, 7)  # iterations x T x B
+    assert sorted(set(columns["iteration"])) == [0, 1, 2] and set(columns["setting"]) == {"train"}
+    np.testing.assert_allclose(columns["descriptor"], columns["entropies"][:, 0], rtol=1e-6)  # tokens="first"
     summary = (workdir / "summary.md").read_text()
     assert "| iter | return | success | succ_once | value_loss | entropy |" in summary
 
@@ -107,3 +124,11 @@ def test_two_devices_give_the_same_losses_as_one():
             np.testing.assert_allclose(one[key], two[key], rtol=2e-5, atol=1e-6, err_msg=key)
     for key in one_params:
         np.testing.assert_allclose(one_params[key], two_params[key], rtol=1e-4, atol=1e-6, err_msg=key)
+
+
+def test_eval_settings_are_checked_against_the_suite():
+    config = _tiny_run_config(1, **{"train.eval_settings": ("unseen_table", "unseen_tabel")})
+    with pytest.raises(ConfigError, match="unseen_tabel"):
+        loop._eval_settings(config)
+    config.train.eval_settings = ("unseen_table", "image_noise_strong")
+    assert loop._eval_settings(config) == ["unseen_table", "image_noise_strong"]
