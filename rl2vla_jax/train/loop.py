@@ -135,7 +135,13 @@ def train(config, workdir: str) -> dict:
         env_options=config_base.env_options(conditions),
     )
     actor = episodes_lib.Actor(
-        env, act, tokenizer, decoder, model_cfg.image_size, config.model.max_prompt_tokens
+        env,
+        act,
+        tokenizer,
+        decoder,
+        model_cfg.image_size,
+        config.model.max_prompt_tokens,
+        model_cfg.llm.vocab_size,
     )
     logger = RunLogger(workdir, config.train.use_wandb, config, enabled=jax.process_index() == 0)
     start = int(state.iteration)
