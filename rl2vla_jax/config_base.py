@@ -150,6 +150,11 @@ def rl(arg) -> ml_collections.ConfigDict:
     c = common(arg)
     c.algorithm = "ppo"  # one of validation.ALGORITHMS
     c.grpo_group_size = 2  # envs per GRPO group; "grpo_s" also gives each group one initial state
+    c.grpo = ml_collections.ConfigDict()
+    c.grpo.advantage = "group"  # one of validation.GRPO_ADVANTAGES ("buffer_rewards": RL4VLA's)
+    # buffer_rewards: standardise only the non-zero rewards (RL4VLA's --alg_grpo_fix, its default)
+    c.grpo.nonzero_rewards_only = True
+    c.grpo.same_init = "group"  # one of validation.SAME_INIT: who shares an initial state under grpo_s
     c.resume = ""  # a run directory to continue (after the workdir's own checkpoint, before init_from)
 
     c.critic = ml_collections.ConfigDict()
@@ -158,6 +163,9 @@ def rl(arg) -> ml_collections.ConfigDict:
     c.critic.film_hidden_size = 64
     c.critic.descriptor_mode = "mean"  # one of validation.DESCRIPTOR_MODES, over the 7 token entropies
     c.critic.detach_descriptor = True
+    # True: RL4VLA's ValueHead (last layer without bias, N(0, 0.02); hidden layers Kaiming-normal
+    # fan_out with zero bias); False: Flax's default Dense init and a biased last layer.
+    c.critic.rl4vla_head = False
 
     c.rollout = ml_collections.ConfigDict()
     c.rollout.temperature = 1.0
@@ -171,6 +179,9 @@ def rl(arg) -> ml_collections.ConfigDict:
     c.ppo.value_loss_coef = 1.0
     c.ppo.value_loss_entropy_coef = 0.0  # c of the entropy-weighted value loss (1 + c*H); 0 = off
     c.ppo.normalize_advantages = True
+    # True: bootstrap V(s_T) at the time limit (a truncation is not a termination); False:
+    # RL4VLA's mask = 0 at the 80-step limit, nothing bootstrapped.
+    c.ppo.bootstrap_truncation = True
     c.ppo.epochs = 1
     c.ppo.minibatch_size = 5
     c.ppo.grad_accum_steps = 2
@@ -202,6 +213,8 @@ def rl(arg) -> ml_collections.ConfigDict:
     if arg.paper:
         c.ppo.minibatch_size = 8
         c.ppo.grad_accum_steps = 20
+        c.ppo.bootstrap_truncation = False
+        c.critic.rl4vla_head = True
         c.train.iterations = 300
         c.train.checkpoint_every = 10
         c.train.eval_every = 10

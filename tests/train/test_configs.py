@@ -16,7 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 RL = ["default", "ppo_no_evi", "entropy_concat", "value_loss_weighting", "film_evi", "grpo"]
 ALL = [*RL, "sft", "eval"]
 COMMON = {"name", "seed", "init_from", "adapter", "unnorm_key", "model", "lora", "trainable", "env", "mesh"}
-RL_ONLY = {"algorithm", "grpo_group_size", "resume", "critic", "rollout", "ppo", "train"}
+RL_ONLY = {"algorithm", "grpo_group_size", "grpo", "resume", "critic", "rollout", "ppo", "train"}
 
 
 def _load(name, arg=None):
