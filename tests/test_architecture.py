@@ -41,7 +41,7 @@ ALLOWED = {
     "evaluation": {"data", "policy", "checkpoints", "envs", "validation", "video", "cli", "config_base"},
 }
 # `cli` (one error line, exit 2) sits just above `validation`; packages with a __main__ use it.
-ENTRY_POINTS = {"cli", "eval", "predict_action", "convert_openvla", "collect_demos", "results"}
+ENTRY_POINTS = {"cli", "eval", "predict_action", "convert_openvla", "collect_demos", "results", "merge_lora"}
 
 
 def _imported_packages(path: pathlib.Path) -> set[str]:
