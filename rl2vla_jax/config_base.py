@@ -34,6 +34,10 @@ from rl2vla_jax.validation import (
 # The config argument every config file accepts; a file may add its own (grpo: same_state).
 PRESET_ARGS = {**{name: False for name in CONFIG_PRESETS}, "seed": 0}
 EVAL_TEMPERATURE = 0.6  # RL4VLA evaluates by sampling at 0.6 (rollouts use 1.0)
+# Where RL4VLA's recipe (configs/sft.py, configs/ppo_no_evi.py docstrings) keeps its stages:
+# `python -m rl2vla_jax.convert_openvla --out=` of openvla/openvla-7b, and the merged warm-up.
+OPENVLA_7B_DIR = "runs/openvla-7b"
+WARMUP_MERGED_DIR = "runs/warmup_merged"
 
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no", "")
 
@@ -268,15 +272,16 @@ def sft(arg) -> ml_collections.ConfigDict:
         c.collect.num_episodes = 300
         c.collect.hold_steps = 10  # teach holding still once the object is placed
         c.collect.action_noise = 0.02  # DART: corrections around the expert's path
-    if arg.paper:
+    if arg.paper:  # RL4VLA's SFT (README "SFT"): 4 GPUs x batch 8, from the merged warm-up
+        c.init_from = WARMUP_MERGED_DIR
         c.env.image_size = 224
         c.sft.learning_rate = 5e-4
-        c.sft.batch_size = 16
-        c.sft.steps = 20000
-        c.sft.eval_every = 1000
+        c.sft.batch_size = 32
+        c.sft.steps = 60000
+        c.sft.eval_every = 200
         c.sft.checkpoint_every = 5000
         c.sft.val_max_examples = 4096
-        c.sft.augment = True
+        c.sft.augment = False
         c.sft.num_threads = 16
         c.sft.num_workers = 4
         c.collect.num_episodes = 16000
