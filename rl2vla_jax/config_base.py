@@ -34,6 +34,10 @@ from rl2vla_jax.validation import (
 # The config argument every config file accepts; a file may add its own (grpo: same_state).
 PRESET_ARGS = {**{name: False for name in CONFIG_PRESETS}, "seed": 0}
 EVAL_TEMPERATURE = 0.6  # RL4VLA evaluates by sampling at 0.6 (rollouts use 1.0)
+# Where RL4VLA's recipe (configs/sft.py, configs/ppo_no_evi.py docstrings) keeps its stages:
+# `python -m rl2vla_jax.convert_openvla --out=` of openvla/openvla-7b, and the merged warm-up.
+OPENVLA_7B_DIR = "runs/openvla-7b"
+WARMUP_MERGED_DIR = "runs/warmup_merged"
 
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no", "")
 
@@ -155,6 +159,11 @@ def rl(arg) -> ml_collections.ConfigDict:
     c = common(arg)
     c.algorithm = "ppo"  # one of validation.ALGORITHMS
     c.grpo_group_size = 2  # envs per GRPO group; "grpo_s" also gives each group one initial state
+    c.grpo = ml_collections.ConfigDict()
+    c.grpo.advantage = "group"  # one of validation.GRPO_ADVANTAGES ("buffer_rewards": RL4VLA's)
+    # buffer_rewards: standardise only the non-zero rewards (RL4VLA's --alg_grpo_fix, its default)
+    c.grpo.nonzero_rewards_only = True
+    c.grpo.same_init = "group"  # one of validation.SAME_INIT: who shares an initial state under grpo_s
     c.resume = ""  # a run directory to continue (after the workdir's own checkpoint, before init_from)
 
     c.critic = ml_collections.ConfigDict()
@@ -166,6 +175,9 @@ def rl(arg) -> ml_collections.ConfigDict:
     # V stays a baseline; "all" lets the sampled action move V (measured in docs/evi.md).
     c.critic.descriptor_tokens = "first"
     c.critic.detach_descriptor = True
+    # True: RL4VLA's ValueHead (last layer without bias, N(0, 0.02); hidden layers Kaiming-normal
+    # fan_out with zero bias); False: Flax's default Dense init and a biased last layer.
+    c.critic.rl4vla_head = False
 
     c.rollout = ml_collections.ConfigDict()
     c.rollout.temperature = 1.0
@@ -179,6 +191,9 @@ def rl(arg) -> ml_collections.ConfigDict:
     c.ppo.value_loss_coef = 1.0
     c.ppo.value_loss_entropy_coef = 0.0  # c of the entropy-weighted value loss (1 + c*H); 0 = off
     c.ppo.normalize_advantages = True
+    # True: bootstrap V(s_T) at the time limit (a truncation is not a termination); False:
+    # RL4VLA's mask = 0 at the 80-step limit, nothing bootstrapped.
+    c.ppo.bootstrap_truncation = True
     c.ppo.epochs = 1
     c.ppo.minibatch_size = 5
     c.ppo.grad_accum_steps = 2
@@ -214,6 +229,8 @@ def rl(arg) -> ml_collections.ConfigDict:
     if arg.paper:
         c.ppo.minibatch_size = 8
         c.ppo.grad_accum_steps = 20
+        c.ppo.bootstrap_truncation = False
+        c.critic.rl4vla_head = True
         c.train.iterations = 300
         c.train.checkpoint_every = 10
         c.train.eval_every = 10
@@ -271,15 +288,16 @@ def sft(arg) -> ml_collections.ConfigDict:
         # 4 cm per step, not the controller's 10: mostly saturated actions (which way to move)
         # that a small policy clones, instead of one exact jump per phase (docs/results/cpu.md).
         c.collect.expert_step = 0.04
-    if arg.paper:
+    if arg.paper:  # RL4VLA's SFT (README "SFT"): 4 GPUs x batch 8, from the merged warm-up
+        c.init_from = WARMUP_MERGED_DIR
         c.env.image_size = 224
         c.sft.learning_rate = 5e-4
-        c.sft.batch_size = 16
-        c.sft.steps = 20000
-        c.sft.eval_every = 1000
+        c.sft.batch_size = 32
+        c.sft.steps = 60000
+        c.sft.eval_every = 200
         c.sft.checkpoint_every = 5000
         c.sft.val_max_examples = 4096
-        c.sft.augment = True
+        c.sft.augment = False
         c.sft.num_threads = 16
         c.sft.num_workers = 4
         c.collect.num_episodes = 16000

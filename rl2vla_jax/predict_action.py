@@ -49,7 +49,7 @@ def main(argv):
             raise ConfigError(str(err)) from None
     tokenizer = prompt.load_tokenizer(assets["tokenizer"] or prompt.tiny_tokenizer())
     pixels = preprocess.preprocess_images([image], cfg.image_size)
-    ids, mask = prompt.encode_prompts(tokenizer, [FLAGS.instruction])
+    ids, mask = prompt.encode_prompts(tokenizer, [FLAGS.instruction], vocab_size=cfg.llm.vocab_size)
     out = sampling.sample_actions(
         params, cfg, pixels, ids, mask, jax.random.key(FLAGS.seed), FLAGS.temperature
     )

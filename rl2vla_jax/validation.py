@@ -11,6 +11,12 @@ from collections.abc import Iterable
 
 ALGORITHMS = ("ppo", "grpo", "grpo_s")
 CRITICS = ("value_head", "entropy_concat", "film_evi")
+# GRPO's advantage: "group" standardises reward-to-go within each group of envs (ours);
+# "buffer_rewards" standardises the per-step rewards over the whole buffer, then sums them into
+# undiscounted reward-to-go (RL4VLA's compute_returns_grpo).
+GRPO_ADVANTAGES = ("group", "buffer_rewards")
+# grpo_s: which envs share one initial state, each "group" (ours) or the whole "batch" (RL4VLA).
+SAME_INIT = ("group", "batch")
 DESCRIPTOR_MODES = ("mean", "sum")
 DESCRIPTOR_TOKENS = ("all", "first")  # which token entropies feed the EVI descriptor
 ENV_BACKENDS = ("cpu", "gpu")

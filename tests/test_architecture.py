@@ -50,6 +50,7 @@ ENTRY_POINTS = {
     "results",
     "measure_overhead",
     "diagnostics",
+    "merge_lora",
 }
 
 

@@ -1,8 +1,13 @@
 """Prompt ids for OpenVLA from a Llama SentencePiece tokenizer.
 
 Prompt: "In: What action should the robot take to {instruction.lower()}?\\nOut:", encoded with
-BOS; the empty piece "▁" (id 29871 in Llama-2) is appended unless the ids already end with it
-(the action tokens follow it). Batches are RIGHT-padded: ids [B, L] + mask [B, L].
+BOS; then, as upstream OpenVLA's `predict_action` does (openvla/openvla,
+prismatic/extern/hf/modeling_prismatic.py), the literal id 29871 ("▁" in Llama-2) is appended
+unless the ids already end with it, whatever the tokenizer: the model was trained with that id
+before the action tokens, so a tokenizer's own "▁" id would be a different input. Only a model
+whose vocabulary cannot hold id 29871 (our tiny test models, where upstream's code would index
+out of range) falls back to the tokenizer's "▁" id. Batches are RIGHT-padded: ids [B, L] +
+mask [B, L].
 
 `tiny_tokenizer()` trains a small Llama-style SentencePiece model (BPE, byte fallback, so "\\n"
 is <0x0A> = id 13 as in Llama) offline on built-in robot instructions, for tiny test models.
@@ -20,6 +25,7 @@ import sentencepiece as spm
 from rl2vla_jax.validation import ConfigError
 
 EMPTY_PIECE = "\u2581"
+OPENVLA_EMPTY_ID = 29871  # upstream's literal, not looked up in the tokenizer
 TINY_VOCAB_SIZE = 384  # + 64 padding rows = the tiny model's 448-row vocabulary
 
 
@@ -34,9 +40,14 @@ def load_tokenizer(path: str) -> spm.SentencePieceProcessor:
     return spm.SentencePieceProcessor(model_file=path)
 
 
-def encode_prompt(tokenizer: spm.SentencePieceProcessor, instruction: str) -> list[int]:
+def empty_token_id(tokenizer: spm.SentencePieceProcessor, vocab_size: int) -> int:
+    """The id appended after "Out:" for a model with `vocab_size` rows (see the module doc)."""
+    return OPENVLA_EMPTY_ID if vocab_size > OPENVLA_EMPTY_ID else tokenizer.piece_to_id(EMPTY_PIECE)
+
+
+def encode_prompt(tokenizer: spm.SentencePieceProcessor, instruction: str, *, vocab_size: int) -> list[int]:
     ids = [tokenizer.bos_id(), *tokenizer.encode(prompt_text(instruction))]
-    empty_id = tokenizer.piece_to_id(EMPTY_PIECE)
+    empty_id = empty_token_id(tokenizer, vocab_size)
     if ids[-1] != empty_id:
         ids.append(empty_id)
     return ids
@@ -48,10 +59,15 @@ def pad_id(tokenizer: spm.SentencePieceProcessor) -> int:
 
 
 def encode_prompts(
-    tokenizer: spm.SentencePieceProcessor, instructions: list[str], max_len: int | None = None
+    tokenizer: spm.SentencePieceProcessor,
+    instructions: list[str],
+    max_len: int | None = None,
+    *,
+    vocab_size: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Right-padded int32 ids [B, max_len] and bool mask; max_len defaults to the longest."""
-    rows = [encode_prompt(tokenizer, text) for text in instructions]
+    """Right-padded int32 ids [B, max_len] and bool mask; max_len defaults to the longest.
+    `vocab_size` is the model's (`llm.vocab_size`): it decides the empty token's id."""
+    rows = [encode_prompt(tokenizer, text, vocab_size=vocab_size) for text in instructions]
     longest = max(len(r) for r in rows)
     max_len = longest if max_len is None else max_len
     if longest > max_len:

@@ -59,6 +59,6 @@ def step(state: ReachState, tokens: jax.Array) -> tuple[ReachState, jax.Array]:
     return state.replace(arm=arm), reward
 
 
-def prompt_for(tokenizer) -> tuple[np.ndarray, np.ndarray]:
-    ids, mask = encode_prompts(tokenizer, [INSTRUCTION])
+def prompt_for(tokenizer, vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
+    ids, mask = encode_prompts(tokenizer, [INSTRUCTION], vocab_size=vocab_size)
     return ids[0], mask[0]

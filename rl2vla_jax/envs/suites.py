@@ -4,9 +4,10 @@ Two suites:
   "ours"   the put-on-plate family built here from shipped assets (Panda, primitive shapes);
            the train split plus RL4VLA's 16 evaluation settings with the same meanings.
   "rl4vla" RL4VLA's own `PutOnPlateInScene25*` ids (WidowX, Bridge scans). They live in the
-           RL4VLA/RLinf ManiSkill fork and need its downloaded assets; the ids below follow the
-           RLinf registration and map one-to-one onto ours. Using them without the fork raises
-           one clear error (`Rl4vlaUnavailable`).
+           RL4VLA ManiSkill fork and need its downloaded assets; the ids and object sets below
+           are the 16 of RL4VLA's README "Task definition" list (and its training env), mapped
+           onto our setting names. Using them without the fork raises one clear error
+           (`Rl4vlaUnavailable`); envs/rl4vla.py drives them as RL4VLA's wrapper does.
 """
 
 from __future__ import annotations
@@ -43,10 +44,13 @@ def _ours() -> dict[str, SuiteEntry]:
     return entries
 
 
-# setting -> (RL4VLA env id, options RL4VLA passes). Same setting names as ours.
+# setting -> (RL4VLA env id, the reset options RL4VLA passes). Same setting names as ours.
+# gen-robot/RL4VLA README, "Task definition": "id" is Carrot-v1 on the train object set
+# ("similar to training setting"), "object_moved" is PositionChangeTo-v1; "train" is the env
+# its RL trains on (README "RL": PutOnPlateInScene25Main-v3, obj_set="train").
 _RL4VLA_IDS = {
     "train": ("PutOnPlateInScene25Main-v3", {"obj_set": "train"}),
-    "id": ("PutOnPlateInScene25Main-v3", {"obj_set": "train"}),
+    "id": ("PutOnPlateInScene25Carrot-v1", {"obj_set": "train"}),
     "unseen_table": ("PutOnPlateInScene25VisionImage-v1", {"obj_set": "test"}),
     "dynamic_texture_weak": ("PutOnPlateInScene25VisionTexture03-v1", {"obj_set": "test"}),
     "dynamic_texture_strong": ("PutOnPlateInScene25VisionTexture05-v1", {"obj_set": "test"}),
@@ -61,7 +65,7 @@ _RL4VLA_IDS = {
     "multi_receptacle": ("PutOnPlateInScene25MultiPlate-v1", {"obj_set": "test"}),
     "unseen_positions": ("PutOnPlateInScene25Position-v1", {"obj_set": "test"}),
     "unseen_robot_pose": ("PutOnPlateInScene25EEPose-v1", {"obj_set": "test"}),
-    "object_moved": ("PutOnPlateInScene25PositionChange-v1", {"obj_set": "test"}),
+    "object_moved": ("PutOnPlateInScene25PositionChangeTo-v1", {"obj_set": "test"}),
 }
 
 

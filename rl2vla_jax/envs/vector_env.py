@@ -64,6 +64,10 @@ def make_vector_env(
 
     entry = suites.get_setting(suite, setting)
     require_vulkan()
+    if suite == "rl4vla":  # the fork's tasks: one batched env, driven as RL4VLA drives them
+        from rl2vla_jax.envs.rl4vla import Rl4vlaVectorEnv
+
+        return Rl4vlaVectorEnv(entry, num_envs, max_episode_steps, seed, backend)
     if backend == "cpu":
         return CpuVectorEnv(entry.env_id, num_envs, image_size, max_episode_steps, seed, env_options)
     if backend == "gpu":

@@ -205,6 +205,7 @@ def evaluate(config, checkpoint: str, settings, options: Options, out: str, log=
             policy.decoder,
             policy.model_config.image_size,
             config.model.max_prompt_tokens,
+            policy.model_config.llm.vocab_size,
         )
         try:
             result = run_setting(

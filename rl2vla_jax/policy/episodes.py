@@ -53,6 +53,7 @@ class Actor:
     decoder: ActionDecoder
     image_size: int  # the model's
     prompt_len: int
+    vocab_size: int  # the model's llm.vocab_size: which id the prompt's empty token gets
 
 
 @dataclasses.dataclass
@@ -108,7 +109,9 @@ def run_episodes(
     clock = time.perf_counter()
     obs = env.reset(seed=seeds)
     seconds["simulator"] += time.perf_counter() - clock
-    prompt_ids, prompt_mask = encode_prompts(actor.tokenizer, obs.instructions, actor.prompt_len)
+    prompt_ids, prompt_mask = encode_prompts(
+        actor.tokenizer, obs.instructions, actor.prompt_len, vocab_size=actor.vocab_size
+    )
     horizon, num_envs = env.max_episode_steps, env.num_envs
     keys = (
         "images",

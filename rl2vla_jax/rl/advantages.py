@@ -80,6 +80,24 @@ def grpo_advantages(returns: jax.Array, group_ids: jax.Array, eps: float = 1e-6)
     return ((flat - mean) / (std + eps)).reshape(returns.shape)
 
 
+def buffer_reward_advantages(
+    rewards: jax.Array, dones: jax.Array, nonzero_only: bool, eps: float = 1e-5
+) -> jax.Array:
+    """RL4VLA's "GRPO" advantage: no group baseline. Standardise the per-step rewards over the
+    whole buffer, then sum them into undiscounted reward-to-go; that is the advantage.
+
+        r~ = (r - mean(r)) / (std(r) + eps),    A_t = r~_t + (1 - d_t) * A_{t+1},   A_T = 0
+
+    mean and (population) std run over every reward, or with `nonzero_only` (RL4VLA's
+    --alg_grpo_fix) over the non-zero rewards only, the zero rewards staying 0.
+    (SimplerEnv/simpler_env/utils/replay_buffer.py, compute_returns_grpo, eps 1e-5.)
+    [T, B] -> [T, B].
+    """
+    rewards = rewards.astype(jnp.float32)
+    mask = rewards != 0 if nonzero_only else None
+    return reward_to_go(normalize(rewards, mask, eps), dones, 1.0)
+
+
 def normalize(advantages: jax.Array, mask: jax.Array | None = None, eps: float = 1e-8) -> jax.Array:
     """(A - mean(A)) / (std(A) + eps) over the whole buffer (only where `mask` is set)."""
     advantages = advantages.astype(jnp.float32)

@@ -63,6 +63,7 @@ class StepToExample:
     action_token_end: int
     image_size: int
     prompt_len: int
+    vocab_size: int  # the model's llm.vocab_size: which id the prompt's empty token gets
     augment: bool = False
 
     @functools.cached_property
@@ -79,7 +80,9 @@ class StepToExample:
 
     def prompt(self, instruction: str) -> tuple[np.ndarray, np.ndarray]:
         if instruction not in self._prompts:
-            ids, mask = encode_prompts(self._tokenizer, [instruction], self.prompt_len)
+            ids, mask = encode_prompts(
+                self._tokenizer, [instruction], self.prompt_len, vocab_size=self.vocab_size
+            )
             self._prompts[instruction] = (ids[0], mask[0])
         return self._prompts[instruction]
 

@@ -143,6 +143,7 @@ def train(config, workdir: str) -> dict:
         model_cfg.action_token_end,
         model_cfg.image_size,
         config.model.max_prompt_tokens,
+        model_cfg.llm.vocab_size,
     )
     train_bins = to_example.action_bins(split.actions[split.train_indices])
     majority_bins = np.array([np.bincount(train_bins[:, d], minlength=256).argmax() for d in range(7)])

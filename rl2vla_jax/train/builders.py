@@ -14,7 +14,10 @@ from rl2vla_jax.train.hparams import RLHparams
 
 def make_critic(hp: RLHparams, config: ml_collections.ConfigDict):
     return critics.make_critic(
-        hp.critic, tuple(config.critic.hidden_sizes), int(config.critic.film_hidden_size)
+        hp.critic,
+        tuple(config.critic.hidden_sizes),
+        int(config.critic.film_hidden_size),
+        bool(config.critic.rl4vla_head),
     )
 
 

@@ -14,6 +14,8 @@ from rl2vla_jax.validation import (
     CRITICS,
     DESCRIPTOR_MODES,
     DESCRIPTOR_TOKENS,
+    GRPO_ADVANTAGES,
+    SAME_INIT,
     ConfigError,
     check_choice,
 )
@@ -43,6 +45,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _check_choice("critic.name", config.critic.name, CRITICS)
     _check_choice("critic.descriptor_mode", config.critic.descriptor_mode, DESCRIPTOR_MODES)
     _check_choice("critic.descriptor_tokens", config.critic.descriptor_tokens, DESCRIPTOR_TOKENS)
+    _check_choice("grpo.advantage", config.grpo.advantage, GRPO_ADVANTAGES)
+    _check_choice("grpo.same_init", config.grpo.same_init, SAME_INIT)
     samples = config.env.num_envs * config.env.max_episode_steps
     per_update = config.ppo.minibatch_size * config.ppo.grad_accum_steps
     if per_update <= 0 or samples % per_update:
@@ -72,6 +76,7 @@ class RLHparams:
     value_loss_coef: float
     value_loss_entropy_coef: float
     normalize_advantages: bool
+    bootstrap_truncation: bool
     epochs: int
     minibatch_size: int
     grad_accum_steps: int
@@ -80,6 +85,8 @@ class RLHparams:
     descriptor_tokens: str
     detach_descriptor: bool
     group_size: int
+    grpo_advantage: str
+    grpo_nonzero_rewards_only: bool
 
     @property
     def uses_critic(self) -> bool:
@@ -99,6 +106,7 @@ def rl_hparams(config: ml_collections.ConfigDict) -> RLHparams:
         value_loss_coef=float(config.ppo.value_loss_coef),
         value_loss_entropy_coef=float(config.ppo.value_loss_entropy_coef),
         normalize_advantages=bool(config.ppo.normalize_advantages),
+        bootstrap_truncation=bool(config.ppo.bootstrap_truncation),
         epochs=int(config.ppo.epochs),
         minibatch_size=int(config.ppo.minibatch_size),
         grad_accum_steps=int(config.ppo.grad_accum_steps),
@@ -107,4 +115,6 @@ def rl_hparams(config: ml_collections.ConfigDict) -> RLHparams:
         descriptor_tokens=config.critic.descriptor_tokens,
         detach_descriptor=bool(config.critic.detach_descriptor),
         group_size=int(config.grpo_group_size),
+        grpo_advantage=config.grpo.advantage,
+        grpo_nonzero_rewards_only=bool(config.grpo.nonzero_rewards_only),
     )

@@ -28,8 +28,12 @@ from rl2vla_jax.video import write_video
 
 def episode_seeds(config, iteration: int, group_size: int) -> list[int]:
     """Deterministic per-iteration episode seeds (so a resumed run replays the same episodes);
-    GRPO (s) gives every env of a group the same seed, hence the same initial state."""
+    GRPO (s) gives every env of a group the same seed, hence the same initial state, or with
+    grpo.same_init="batch" every env of the iteration, on every process (RL4VLA's
+    --use_same_init draws one episode_id for all its envs: SimplerEnv/simpler_env/env/simpler_wrapper.py)."""
     num_envs = config.env.num_envs  # per process; each process runs its own envs
+    if config.algorithm == "grpo_s" and config.grpo.same_init == "batch":
+        return [config.seed * 1_000_003 + iteration * jax.process_count() * num_envs] * num_envs
     base = config.seed * 1_000_003 + (iteration * jax.process_count() + jax.process_index()) * num_envs
     if config.algorithm == "grpo_s":
         return [base + i // group_size for i in range(config.env.num_envs)]
@@ -143,7 +147,13 @@ def train(config, workdir: str) -> dict:
     env = make_env(config.env.setting)
     eval_envs = {}  # OOD settings evaluated while training, made at their first evaluation
     actor = episodes_lib.Actor(
-        env, act, tokenizer, decoder, model_cfg.image_size, config.model.max_prompt_tokens
+        env,
+        act,
+        tokenizer,
+        decoder,
+        model_cfg.image_size,
+        config.model.max_prompt_tokens,
+        model_cfg.llm.vocab_size,
     )
     logger = RunLogger(workdir, config.train.use_wandb, config, enabled=jax.process_index() == 0)
     start = int(state.iteration)

@@ -64,12 +64,22 @@ def minibatch_loss(hp, model_config, critic, trainable, critic_params, frozen, b
 
 
 def compute_advantages(hp: RLHparams, rollout: Rollout) -> tuple[jax.Array, jax.Array]:
-    """(advantages, returns) [T, B] before buffer normalisation: GAE for PPO; for GRPO the
-    undiscounted reward-to-go standardised within each group."""
+    """(advantages, returns) [T, B] before buffer normalisation: GAE for PPO (bootstrapping
+    V(s_T) at the time limit unless `hp.bootstrap_truncation` is off, as RL4VLA); for GRPO the
+    undiscounted reward-to-go standardised within each group, or RL4VLA's reward-to-go of
+    buffer-standardised rewards (`hp.grpo_advantage`)."""
     if hp.uses_critic:
+        bootstrap = rollout.bootstrap_value
+        if not hp.bootstrap_truncation:  # RL4VLA: mask = 0 at the time limit
+            bootstrap = jnp.zeros_like(bootstrap)
         advantages, returns = adv_lib.gae_advantages(
-            rollout.rewards, rollout.values, rollout.dones, rollout.bootstrap_value, hp.gamma, hp.gae_lambda
+            rollout.rewards, rollout.values, rollout.dones, bootstrap, hp.gamma, hp.gae_lambda
         )
+    elif hp.grpo_advantage == "buffer_rewards":
+        advantages = adv_lib.buffer_reward_advantages(
+            rollout.rewards, rollout.dones, hp.grpo_nonzero_rewards_only
+        )
+        returns = advantages
     else:
         returns = adv_lib.reward_to_go(rollout.rewards, rollout.dones, 1.0)
         advantages = adv_lib.grpo_advantages(returns, rollout.group_ids)

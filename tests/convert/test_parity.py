@@ -37,7 +37,7 @@ def inputs():
     raw = rng.integers(0, 256, size=(len(INSTRUCTIONS), 45, 61, 3), dtype=np.uint8)
     pixels = preprocess.preprocess_images(list(raw), 28)
     tokenizer = prompt.load_tokenizer(prompt.tiny_tokenizer())
-    ids, mask = prompt.encode_prompts(tokenizer, INSTRUCTIONS)
+    ids, mask = prompt.encode_prompts(tokenizer, INSTRUCTIONS, vocab_size=448)  # the tiny reference's
     return raw, pixels, ids, mask
 
 

@@ -9,11 +9,16 @@ adapter the way OpenVLA fine-tunes (target_modules="all-linear"), and predicts a
 `predict_action` and greedy `generate`. We convert both with our CLI and run our predict_action
 CLI on the same PNGs and instructions: the tokens must be identical, log-probs and entropies
 within 1e-3 (float32 on both sides; measured differences are ~1e-6).
+
+A second checkpoint uses a tokenizer that is not Llama's (our tiny SentencePiece model as
+trained, "▁" at id 341): upstream's predict_action still appends the literal id 29871, and so
+must we.
 """
 
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -77,14 +82,18 @@ def run_upstream(*args: str) -> None:
 
 
 class Upstream:
-    def __init__(self, root):
+    def __init__(self, root, llama_layout: bool = True, with_adapter: bool = True):
         if not os.path.isdir(os.path.join(UPSTREAM_ENV, "openvla_hf")):
             pytest.fail(
                 f"the upstream OpenVLA environment is missing at {UPSTREAM_ENV}; "
                 "run ./run.sh setup (scripts/install_upstream_openvla.py)"
             )
         self.root = root
-        self.tokenizer = llama_layout_tokenizer(prompt.tiny_tokenizer(), str(root / "tokenizer.model"))
+        self.tokenizer = str(root / "tokenizer.model")
+        if llama_layout:
+            llama_layout_tokenizer(prompt.tiny_tokenizer(), self.tokenizer)
+        else:
+            shutil.copy(prompt.tiny_tokenizer(), self.tokenizer)
         norm_stats = str(root / "norm_stats.json")
         with open(norm_stats, "w") as f:
             json.dump(NORM_STATS, f)
@@ -98,12 +107,12 @@ class Upstream:
         run_upstream(
             "build", f"--out={self.hf_dir}", f"--tokenizer={self.tokenizer}", f"--norm_stats={norm_stats}"
         )
-        run_upstream("adapter", f"--hf_dir={self.hf_dir}", f"--out={self.adapter_dir}")
-        self.predictions = {False: self.predict(None), True: self.predict(self.adapter_dir)}
-        self.converted = {
-            False: self.convert("jax_base"),
-            True: self.convert("jax_lora", f"--adapter={self.adapter_dir}"),
-        }
+        self.predictions = {False: self.predict(None)}
+        self.converted = {False: self.convert("jax_base")}
+        if with_adapter:
+            run_upstream("adapter", f"--hf_dir={self.hf_dir}", f"--out={self.adapter_dir}")
+            self.predictions[True] = self.predict(self.adapter_dir)
+            self.converted[True] = self.convert("jax_lora", f"--adapter={self.adapter_dir}")
 
     def predict(self, adapter_dir: str | None) -> list[dict]:
         """Upstream's predictions for every (image, instruction), with or without an adapter."""
@@ -125,6 +134,14 @@ def upstream(tmp_path_factory):
     return Upstream(tmp_path_factory.mktemp("upstream_openvla"))
 
 
+@pytest.fixture(scope="module")
+def upstream_small_tokenizer(tmp_path_factory):
+    """Upstream's model and processor with a non-Llama tokenizer (384 pieces, "▁" = 341)."""
+    return Upstream(
+        tmp_path_factory.mktemp("upstream_small_tokenizer"), llama_layout=False, with_adapter=False
+    )
+
+
 def test_checkpoint_is_upstreams_sharded_layout(upstream):
     with open(os.path.join(upstream.hf_dir, "model.safetensors.index.json")) as f:
         shards = set(json.load(f)["weight_map"].values())
@@ -137,7 +154,7 @@ def test_checkpoint_is_upstreams_sharded_layout(upstream):
 def test_our_inputs_equal_upstream_processor(upstream):
     tokenizer = prompt.load_tokenizer(upstream.tokenizer)
     for path, instruction, ref in zip(upstream.images, INSTRUCTIONS, upstream.predictions[False]):
-        assert prompt.encode_prompt(tokenizer, instruction) == ref["input_ids"]
+        assert prompt.encode_prompt(tokenizer, instruction, vocab_size=32064) == ref["input_ids"]
         pixels = preprocess.preprocess_images([Image.open(path)], 28)[0]
         np.testing.assert_allclose(
             pixels.transpose(2, 0, 1), np.asarray(ref["pixel_values"]), atol=1e-6, rtol=0
@@ -155,6 +172,28 @@ def test_predict_action_reproduces_upstream(upstream, with_adapter):
     for path, instruction, ref in zip(upstream.images, INSTRUCTIONS, upstream.predictions[with_adapter]):
         result = run_cli(
             "rl2vla_jax.predict_action", f"--checkpoint={upstream.converted[with_adapter]}",
+            f"--image={path}", f"--instruction={instruction}", "--unnorm_key=bridge_orig",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        ours = json.loads(result.stdout.strip().splitlines()[-1])
+        assert ours["tokens"] == ref["tokens"], instruction
+        np.testing.assert_allclose(ours["logprobs"], ref["logprobs"], atol=TOLERANCE, rtol=0)
+        np.testing.assert_allclose(ours["entropies"], ref["entropies"], atol=TOLERANCE, rtol=0)
+        np.testing.assert_allclose(ours["action"], ref["action"], atol=1e-9, rtol=0)
+
+
+def test_empty_token_is_29871_with_a_non_llama_tokenizer(upstream_small_tokenizer):
+    """Upstream appends the literal 29871 after "Out:", not the tokenizer's own "▁" id; we
+    encode the same ids and predict the same greedy tokens, log-probs and entropies."""
+    up = upstream_small_tokenizer
+    tokenizer = prompt.load_tokenizer(up.tokenizer)
+    own_empty = tokenizer.piece_to_id(prompt.EMPTY_PIECE)
+    assert own_empty != 29871 and tokenizer.get_piece_size() < 29871
+    for path, instruction, ref in zip(up.images, INSTRUCTIONS, up.predictions[False]):
+        assert ref["input_ids"][-1] == 29871 and ref["input_ids"][-2] != 29871
+        assert prompt.encode_prompt(tokenizer, instruction, vocab_size=32064) == ref["input_ids"]
+        result = run_cli(
+            "rl2vla_jax.predict_action", f"--checkpoint={up.converted[False]}",
             f"--image={path}", f"--instruction={instruction}", "--unnorm_key=bridge_orig",
         )  # fmt: skip
         assert result.returncode == 0, result.stderr[-3000:]

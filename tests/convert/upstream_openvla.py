@@ -165,13 +165,15 @@ def predict(args):
     for image_path, instruction in zip(args.images, args.instructions):
         prompt = f"In: What action should the robot take to {instruction.lower()}?\nOut:"
         inputs = processor(prompt, Image.open(image_path).convert("RGB"))
-        # predict_action appends 29871 itself when missing; we append it here (the same ids)
-        # so that the redistributed copy's edited branch of that rule is never taken.
-        inputs["input_ids"] = torch.cat([inputs["input_ids"], torch.tensor([[EMPTY_PIECE_ID]])], dim=1)
-        inputs["attention_mask"] = torch.cat(
-            [inputs["attention_mask"], torch.ones((1, 1), dtype=torch.long)], 1
-        )
-        assert int(inputs["input_ids"][0, -1]) == EMPTY_PIECE_ID
+        # openvla/openvla's predict_action (prismatic/extern/hf/modeling_prismatic.py) appends the
+        # literal id 29871 when the prompt does not end with it, whatever the tokenizer. The
+        # redistributed copy overwrites the last id instead (its one edited line), so we apply
+        # upstream's rule here, before its code runs, and that edited branch is never taken.
+        if int(inputs["input_ids"][0, -1]) != EMPTY_PIECE_ID:
+            inputs["input_ids"] = torch.cat([inputs["input_ids"], torch.tensor([[EMPTY_PIECE_ID]])], dim=1)
+            inputs["attention_mask"] = torch.cat(
+                [inputs["attention_mask"], torch.ones((1, 1), dtype=torch.long)], 1
+            )
         with torch.no_grad():
             action = model.predict_action(**inputs, unnorm_key=args.unnorm_key, do_sample=False)
             out = model.generate(

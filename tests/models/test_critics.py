@@ -99,3 +99,21 @@ def test_critic_jit_traces_once():
     for _ in range(3):
         got = f(params, hidden, descriptor)
     np.testing.assert_allclose(got, critic.apply(params, hidden, descriptor), rtol=1e-6)
+
+
+def test_rl4vla_head_has_no_last_bias_and_upstreams_init_statistics():
+    """RL4VLA's ValueHead: hidden kernels N(0, 2/fan_out) (Kaiming fan_out), zero biases, the
+    last layer bias-free with a N(0, 0.02) kernel. Wide layers so the sample std is tight."""
+    hidden = jax.random.normal(jax.random.PRNGKey(4), (3, 211))
+    for name in ("value_head", "film_evi", "entropy_concat"):
+        critic = critics.make_critic(name, (509, 127), 7, rl4vla_head=True)
+        params = critic.init(jax.random.PRNGKey(5), hidden, jnp.ones((3,)))["params"]
+        head = params["value_head"]
+        assert set(head["out"]) == {"kernel"} and head["out"]["kernel"].shape == (127, 1)
+        for layer, fan_out in (("dense_0", 509), ("dense_1", 127)):
+            kernel = np.asarray(head[layer]["kernel"])
+            np.testing.assert_allclose(kernel.std(), np.sqrt(2.0 / fan_out), rtol=0.03)
+            assert np.abs(kernel).max() > 2.5 * np.sqrt(2.0 / fan_out)  # untruncated, as torch's normal_
+            np.testing.assert_array_equal(head[layer]["bias"], 0.0)
+    ours = critics.make_critic("value_head", (509, 127)).init(jax.random.PRNGKey(5), hidden)["params"]
+    assert set(ours["value_head"]["out"]) == {"kernel", "bias"}

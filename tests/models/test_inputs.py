@@ -77,7 +77,7 @@ def test_prompt_ids_follow_the_openvla_rules():
     assert tokenizer.get_piece_size() == prompt.TINY_VOCAB_SIZE
     empty = tokenizer.piece_to_id("\u2581")
     texts = ["Put The Carrot on the plate", "push the cup"]
-    ids, mask = prompt.encode_prompts(tokenizer, texts, max_len=40)
+    ids, mask = prompt.encode_prompts(tokenizer, texts, max_len=40, vocab_size=448)
     assert ids.shape == (2, 40) and ids.dtype == np.int32
     for row, m, text in zip(ids, mask, texts, strict=True):
         real = row[m].tolist()
@@ -88,4 +88,28 @@ def test_prompt_ids_follow_the_openvla_rules():
     with pytest.raises(
         ConfigError, match="more than the 5 the model pads to; raise --config.model.max_prompt_tokens"
     ):
-        prompt.encode_prompts(tokenizer, texts, max_len=5)
+        prompt.encode_prompts(tokenizer, texts, max_len=5, vocab_size=448)
+
+
+def test_empty_token_is_upstreams_literal_29871_whatever_the_tokenizer():
+    """Upstream's predict_action appends id 29871 itself, not the tokenizer's "▁" (341 here)."""
+    tokenizer = prompt.load_tokenizer(prompt.tiny_tokenizer())
+    own_empty = tokenizer.piece_to_id("\u2581")
+    assert own_empty != 29871
+    texts = ["Put The Carrot on the plate", "push the cup"]
+    ids, mask = prompt.encode_prompts(tokenizer, texts, max_len=40, vocab_size=32064)
+    for row, m, text in zip(ids, mask, texts, strict=True):
+        real = row[m].tolist()
+        assert real == [tokenizer.bos_id(), *tokenizer.encode(prompt.prompt_text(text)), 29871]
+    # A prompt that already ends with 29871 keeps it once; with the tokenizer's "▁" it still gets 29871.
+    encode = tokenizer.encode
+    try:
+        tokenizer.encode = lambda text: [*encode(text), 29871]
+        out = prompt.encode_prompt(tokenizer, "push the cup", vocab_size=32064)
+        assert out[-1] == 29871 and out[-2] != 29871
+        tokenizer.encode = lambda text: [*encode(text), own_empty]
+        assert prompt.encode_prompt(tokenizer, "push the cup", vocab_size=32064)[-2:] == [own_empty, 29871]
+    finally:
+        tokenizer.encode = encode
+    # A model too small to hold id 29871 (the tiny test models) gets the tokenizer's own "▁".
+    assert prompt.encode_prompt(tokenizer, "push the cup", vocab_size=448)[-1] == own_empty

@@ -33,7 +33,7 @@ def setup():
     cfg = config_lib.tiny()
     params = randomise_lora_b(model_init.init_params(cfg, jax.random.key(0)))
     tokenizer = prompt.load_tokenizer(prompt.tiny_tokenizer())
-    ids, mask = prompt.encode_prompts(tokenizer, INSTRUCTIONS, max_len=40)
+    ids, mask = prompt.encode_prompts(tokenizer, INSTRUCTIONS, max_len=40, vocab_size=cfg.llm.vocab_size)
     rng = np.random.default_rng(0)
     pixels = rng.normal(size=(len(INSTRUCTIONS), cfg.image_size, cfg.image_size, 6)).astype(np.float32)
     return cfg, params, jnp.asarray(pixels), jnp.asarray(ids), jnp.asarray(mask)

@@ -93,3 +93,39 @@ def test_normalize_zero_mean_unit_std_and_mask():
     sel = np.asarray(masked)[np.asarray(mask)]
     np.testing.assert_allclose([sel.mean(), sel.std()], [0.0, 1.0], atol=1e-4)
     assert float(jnp.abs(jnp.where(mask, 0.0, masked)).max()) == 0.0
+
+
+def test_buffer_reward_advantages_hand_case_all_and_nonzero_rewards():
+    """RL4VLA's GRPO: standardise per-step rewards over the buffer, then undiscounted reward-to-go."""
+    rewards = jnp.array([[0.0, 1.0], [2.0, 0.0], [0.0, 3.0]])  # [T=3, B=2]
+    dones = jnp.zeros_like(rewards)
+    # All six rewards: mean 1, population std sqrt(4/3); r~ col0 [-1, 1, -1]/s, col1 [0, -1, 2]/s.
+    s = np.sqrt(4.0 / 3.0) + 1e-5
+    got = advantages.buffer_reward_advantages(rewards, dones, nonzero_only=False)
+    np.testing.assert_allclose(got, np.array([[-1.0, 1.0], [0.0, 1.0], [-1.0, 2.0]]) / s, rtol=1e-6)
+    # Non-zero only (--alg_grpo_fix): {1, 2, 3} -> mean 2, std sqrt(2/3); zeros stay 0.
+    s = np.sqrt(2.0 / 3.0) + 1e-5
+    got = advantages.buffer_reward_advantages(rewards, dones, nonzero_only=True)
+    np.testing.assert_allclose(got, np.array([[0.0, 0.0], [0.0, 1.0], [0.0, 1.0]]) / s, atol=1e-6)
+    # A done at t=0 in env 1 stops the sum there; no reward at all gives zeros, not NaN.
+    got = advantages.buffer_reward_advantages(rewards, dones.at[0, 1].set(1.0), nonzero_only=True)
+    np.testing.assert_allclose(got[0, 1], -1.0 / s, rtol=1e-6)
+    zeros = advantages.buffer_reward_advantages(jnp.zeros((3, 2)), dones, nonzero_only=True)
+    np.testing.assert_array_equal(zeros, np.zeros((3, 2)))
+
+
+def test_buffer_reward_advantages_match_rl4vla_recursion_on_random_rewards():
+    """Against an independent numpy statement of RL4VLA's compute_returns_grpo equations."""
+    rng = np.random.default_rng(11)
+    rewards = rng.choice([0.0, 0.0, 0.1, -0.1, 1.0], size=(17, 11)).astype(np.float32)
+    masks = (rng.uniform(size=(17, 11)) > 0.1).astype(np.float32)  # 1 - done
+    for nonzero_only in (False, True):
+        keep = rewards != 0 if nonzero_only else np.ones_like(rewards, bool)
+        norm = rewards.copy()
+        norm[keep] = (rewards[keep] - rewards[keep].mean()) / (rewards[keep].std() + 1e-5)
+        expected, running = np.zeros_like(rewards), np.zeros(11, np.float32)
+        for t in reversed(range(17)):
+            running = norm[t] + masks[t] * running
+            expected[t] = running
+        got = advantages.buffer_reward_advantages(jnp.asarray(rewards), jnp.asarray(1 - masks), nonzero_only)
+        np.testing.assert_allclose(got, expected, atol=1e-5)

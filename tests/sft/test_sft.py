@@ -41,7 +41,7 @@ def test_split_is_by_episode_and_stream_is_deterministic(synthetic_demos):
     train_eps = {source[int(i)]["episode"] for i in split.train_indices}
     assert val_eps == set(split.val_episodes) and not val_eps & train_eps
     stats = source.statistics()[demos.DATASET_NAME]["action"]
-    to_example = sft_data.StepToExample(tiny_tokenizer(), stats, 384, 28, 48, augment=True)
+    to_example = sft_data.StepToExample(tiny_tokenizer(), stats, 384, 28, 48, 448, augment=True)
     first = next(sft_data.train_stream(synthetic_demos, split.train_indices, to_example, 4, seed=3))
     again = next(sft_data.train_stream(synthetic_demos, split.train_indices, to_example, 4, seed=3))
     for key in first:

@@ -16,7 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 RL = ["default", "ppo_no_evi", "entropy_concat", "value_loss_weighting", "film_evi", "grpo"]
 ALL = [*RL, "sft", "eval"]
 COMMON = {"name", "seed", "init_from", "adapter", "unnorm_key", "model", "lora", "trainable", "env", "mesh"}
-RL_ONLY = {"algorithm", "grpo_group_size", "resume", "critic", "rollout", "ppo", "train"}
+RL_ONLY = {"algorithm", "grpo_group_size", "grpo", "resume", "critic", "rollout", "ppo", "train"}
 
 
 def _load(name, arg=None):
@@ -203,3 +203,36 @@ def test_experiment_preset_is_one_cpu_recipe_for_every_stage():
     assert configs["eval"].eval.seeds == (0, 1, 2) and configs["eval"].eval.episodes >= 16
     with pytest.raises(ConfigError, match="config presets paper and experiment exclude each other"):
         _load("sft", "paper,experiment")
+
+
+def test_rl4vla_recipes_as_presets():
+    """RL4VLA's README: warm-up (finetune.py --lora_rank 32 --batch_size 8 on 4 GPUs
+    --max_steps 2000 --learning_rate 5e-4 --image_aug True), merge, SFT (60000 steps,
+    --image_aug False, from the merged warm-up); PPO from scratch = no --vla_load_path."""
+    warmup, sft = _load("sft", "paper_warmup"), _load("sft", "paper")
+    for c in (warmup, sft):
+        assert (c.model.preset, c.lora.rank, c.lora.alpha) == ("openvla_7b", 32, 16.0)
+        assert (c.sft.learning_rate, c.sft.batch_size, c.env.image_size) == (5e-4, 32, 224)
+        config_base.validate_common(c)
+    assert (warmup.sft.steps, warmup.sft.augment, warmup.init_from) == (
+        2000,
+        True,
+        config_base.OPENVLA_7B_DIR,
+    )
+    assert (sft.sft.steps, sft.sft.augment, sft.init_from) == (60000, False, config_base.WARMUP_MERGED_DIR)
+    assert warmup.data_dir != sft.data_dir
+    with pytest.raises(ConfigError, match="paper_warmup and paper exclude each other"):
+        _load("sft", "paper_warmup,paper")
+    scratch = _load("ppo_no_evi", "paper,scratch")
+    assert (scratch.init_from, scratch.critic.name, scratch.algorithm) == (
+        config_base.OPENVLA_7B_DIR,
+        "value_head",
+        "ppo",
+    )
+    assert _load("ppo_no_evi", "paper").init_from == "" and _load("ppo_no_evi", "scratch").init_from == ""
+    hparams.validate(scratch)
+    assert _load("film_evi", "paper").ppo.bootstrap_truncation is False
+    assert (
+        _load("film_evi", "paper").critic.rl4vla_head is True
+        and _load("film_evi").critic.rl4vla_head is False
+    )

@@ -39,7 +39,7 @@ def train_returns(critic: str, algorithm: str, entropy_coef: float, iterations: 
     critic_module = builders.make_critic(hp, config)
     train_state = builders.initial_state(config, hp, model_cfg, critic_module)
     actor_tx, critic_tx = builders.optimizers(config)
-    ids, mask = reach.prompt_for(load_tokenizer(tiny_tokenizer()))
+    ids, mask = reach.prompt_for(load_tokenizer(tiny_tokenizer()), model_cfg.llm.vocab_size)
     iteration = scan_rollout.make_train_iteration(
         reach,
         hp,
