@@ -22,6 +22,7 @@ import base64
 import dataclasses
 import functools
 import hashlib
+import logging
 import os
 import shutil
 import sys
@@ -55,6 +56,9 @@ def manager(directory: str, max_to_keep: int | None = 3, create: bool = True) ->
         "train_state": ocp.StandardCheckpointHandler(),
         "assets": ocp.JsonCheckpointHandler(),
     }
+    absl_logger = logging.getLogger("absl")
+    if not any(isinstance(f, _OrbaxThreadEchoes) for f in absl_logger.filters):
+        absl_logger.addFilter(_OrbaxThreadEchoes())
     return ocp.CheckpointManager(os.path.abspath(directory), item_handlers=handlers, options=options)
 
 
@@ -161,8 +165,36 @@ def save(mgr: ocp.CheckpointManager, step: int, params, assets: dict, train_stat
     items = {"params": ocp.args.StandardSave(params), "assets": ocp.args.JsonSave(assets)}
     if train_state is not None:
         items["train_state"] = ocp.args.StandardSave(train_state)
-    mgr.save(step, args=ocp.args.Composite(**items))
-    mgr.wait_until_finished()
+    try:
+        mgr.save(step, args=ocp.args.Composite(**items))
+        mgr.wait_until_finished()
+    except OSError:  # disk full, quota, a vanished mount: the caller reports it in one line
+        _remove_unfinished(mgr, step)
+        raise
+
+
+def _remove_unfinished(mgr: ocp.CheckpointManager, step: int) -> None:
+    """Orbax writes a step under `<step>.orbax-checkpoint-tmp` and renames it when complete
+    (the older steps are untouched): remove that folder, to give a full disk its space back,
+    once the item writers still running have stopped."""
+    try:
+        mgr.wait_until_finished()
+    except Exception:  # noqa: BLE001  (the same failure, raised again by the other writers)
+        pass
+    directory = str(mgr.directory)
+    if jax.process_index() == 0 and os.path.isdir(directory):
+        for name in os.listdir(directory):
+            if name.startswith(f"{step}.orbax-checkpoint-tmp"):
+                shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+
+
+class _OrbaxThreadEchoes:
+    """Orbax's writer threads log any exception they raise as a multi-page ERROR traceback,
+    then the save raises that same exception to its caller (saves here are synchronous), which
+    reports it in one line: the echo is dropped."""
+
+    def filter(self, record) -> bool:
+        return "_SignalingThread.run() raised an exception" not in record.getMessage()
 
 
 def abstract(tree, shardings=None):

@@ -2,8 +2,9 @@
 
 Every entry point runs through `run(main)`, so all of them treat bad input alike: one
 `error: ...` line on stderr, exit code 2, no traceback, nothing written. User errors are
-`ConfigError` (rl2vla_jax.validation) or `FileNotFoundError`; anything else is a bug and
-keeps its traceback.
+`ConfigError` (rl2vla_jax.validation) or `FileNotFoundError`; a run that had to stop
+(`RunStopped`: non-finite values, a failed save) is one line too, with exit code 1; anything
+else is a bug and keeps its traceback.
 """
 
 import contextlib
@@ -14,7 +15,7 @@ from collections.abc import Callable, Iterator
 
 from absl import app, flags, logging
 
-from rl2vla_jax.validation import ConfigError
+from rl2vla_jax.validation import ConfigError, RunStopped
 
 
 def one_line(err: BaseException | str) -> str:
@@ -102,5 +103,7 @@ def run(main: Callable[[list[str]], None]) -> None:
             main(argv)
         except (ConfigError, FileNotFoundError) as err:
             fail(one_line(err))
+        except RunStopped as err:  # not bad input: the run started and had to stop
+            fail(one_line(err), code=1)
 
     app.run(guarded, flags_parser=_parse_flags)
