@@ -358,7 +358,11 @@ def with_lora(params, model_cfg, adapter_dir: str | None, rng: jax.Array):
     if adapter_dir:
         from rl2vla_jax.convert.peft_adapter import import_adapter  # PEFT files: the converter's job
 
-        return import_adapter(adapter_dir, params, model_cfg.replace(lora=None))
+        try:
+            return import_adapter(adapter_dir, params, model_cfg.replace(lora=None))
+        except (OSError, ValueError, KeyError) as err:  # missing files, wrong rank or targets
+            message = str(err).strip("'\"")
+            raise CheckpointError(f"adapter {adapter_dir} does not fit the model: {message}") from None
     from rl2vla_jax.models.init import add_lora
 
     return add_lora(params, model_cfg.replace(lora=None), model_cfg.lora, rng)

@@ -76,6 +76,11 @@ def reading(what: str) -> Iterator[None]:
         raise ConfigError(f"{what}: {type(err).__name__}: {one_line(err)}") from None
 
 
+# PIL modes whose convert("RGB") is what OpenVLA's processor does to them; 16-bit and float
+# images ("I;16", "I", "F") would be clipped to 8 bits, silently, so they are refused.
+IMAGE_MODES = ("RGB", "RGBA", "L", "LA", "P", "PA", "1", "CMYK", "YCbCr")
+
+
 def read_image(path: str):
     """A PIL image from `path`, or a one-line error naming the file and what is accepted."""
     from PIL import Image, UnidentifiedImageError
@@ -89,6 +94,11 @@ def read_image(path: str):
         raise ConfigError(
             f"--image={path} is not a readable image ({one_line(err)}); pass a PNG or JPEG file"
         ) from None
+    if image.mode not in IMAGE_MODES:
+        raise ConfigError(
+            f"--image={path} has PIL mode {image.mode!r} (more than 8 bits or not a colour image); "
+            f"pass an 8-bit image in one of the modes {', '.join(IMAGE_MODES)}"
+        )
     return image
 
 

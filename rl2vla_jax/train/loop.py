@@ -90,6 +90,7 @@ def train(config, workdir: str) -> dict:
     the last good one)."""
     hp = hparams.rl_hparams(config)
     model_cfg = loading.model_config(config, checkpoints.load_model_config(config.init_from))
+    _check_unnorm_key(config)
     os.makedirs(workdir, exist_ok=True)
     # Process 0 speaks for a multi-host run (the others share its workdir).
     lock = WorkdirLock(workdir).acquire() if jax.process_index() == 0 else None
@@ -239,6 +240,20 @@ def _train(config, workdir: str, hp, model_cfg) -> dict:
     # A recompile per iteration would be a bug: both caches should hold one program.
     compiles = {"policy_step": act._cache_size(), "update": learn._cache_size()}
     return {"rows": logger.rows, "state": state, "compiles": compiles}
+
+
+def _check_unnorm_key(config) -> None:
+    """A wrong `unnorm_key` is refused before anything is written. The statistics come from
+    `init_from` (a resumed run saved the same ones), or are the controller's full range."""
+    if not config.unnorm_key:
+        return
+    if config.init_from:
+        stats = checkpoints.read_assets(checkpoints.resolve(config.init_from))["norm_stats"]
+    else:
+        from rl2vla_jax.envs.actions import FULL_RANGE_ACTION_STATS, FULL_RANGE_KEY
+
+        stats = {FULL_RANGE_KEY: {"action": FULL_RANGE_ACTION_STATS}}
+    select_stats(stats, config.unnorm_key)
 
 
 def _last_good(mgr) -> str:
