@@ -30,6 +30,8 @@ CASES = [
     ("train", ["--config=configs/default.py", "--config.unnorm_key=bridge_orig", "--workdir={tmp}/w"], "unnorm_key 'bridge_orig' is not one of ['full_range']"),
     ("train", ["--config=configs/default.py", "--config.train.iterations=x", "--workdir={tmp}/w"], "flag --config.train.iterations=x"),
     ("train", ["--config=configs/default.py", "--config.init_from={tmp}/none", "--workdir={tmp}/w"], "checkpoint {tmp}/none does not exist"),
+    ("train", ["--config=configs/default.py", "--config.adapter={tmp}", "--workdir={tmp}/w"], "config.adapter='{tmp}' needs config.init_from"),
+    ("sft", ["--config=configs/sft.py", "--config.init_from={tmp}", "--config.adapter={tmp}", "--workdir={tmp}/w"], "config.adapter='{tmp}' is not a PEFT adapter folder"),
     ("sft", ["--config=configs/sft.py", "--config.data_dir={tmp}/none", "--workdir={tmp}/w"], "no demonstrations in"),
     ("sft", ["--config=configs/film_evi.py"], "the config has no `sft` section; use configs/sft.py"),
     ("sft", ["--config=configs/sft.py", "--config.model.preset=huge"], "config.model.preset='huge' is not valid"),
