@@ -113,6 +113,7 @@ def common(arg) -> ml_collections.ConfigDict:
     c.env.image_size = 224  # camera resolution (square); the model resizes to its own size
     c.env.camera = "wide"  # "wide" | "close" (tighter framing for small images)
     c.env.layout = "full"  # "full" | "narrow": how widely the ID settings spread object and plate
+    c.env.step_timeout_s = 60.0  # cpu backend: a simulator worker silent this long in a step is restarted
 
     c.mesh = ml_collections.ConfigDict()
     c.mesh.data = -1  # -1: all remaining devices

@@ -151,6 +151,7 @@ def _train(config, workdir: str, hp, model_cfg) -> dict:
         seed=config.seed,
         suite=config.env.suite,
         env_options=config_base.env_options(conditions),
+        step_timeout_s=config.env.step_timeout_s,
     )
     actor = episodes_lib.Actor(
         env, act, tokenizer, decoder, model_cfg.image_size, config.model.max_prompt_tokens
@@ -198,6 +199,7 @@ def _train(config, workdir: str, hp, model_cfg) -> dict:
             state, metrics = learn(state, batch)
             metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
             stats["time_update"] = time.perf_counter() - clock
+            stats["worker_restarts"] = float(getattr(env, "restarts", 0))  # since this process started
             stats["elapsed_seconds"] = elapsed_before + time.perf_counter() - run_clock
             metrics |= stats
             if config.train.eval_every and (iteration + 1) % config.train.eval_every == 0:
