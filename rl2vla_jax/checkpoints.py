@@ -169,23 +169,19 @@ def save(mgr: ocp.CheckpointManager, step: int, params, assets: dict, train_stat
         mgr.save(step, args=ocp.args.Composite(**items))
         mgr.wait_until_finished()
     except OSError:  # disk full, quota, a vanished mount: the caller reports it in one line
-        _remove_unfinished(mgr, step)
+        _wait_for_writers(mgr)
         raise
 
 
-def _remove_unfinished(mgr: ocp.CheckpointManager, step: int) -> None:
-    """Orbax writes a step under `<step>.orbax-checkpoint-tmp` and renames it when complete
-    (the older steps are untouched): remove that folder, to give a full disk its space back,
-    once the item writers still running have stopped."""
+def _wait_for_writers(mgr: ocp.CheckpointManager) -> None:
+    """Orbax writes a step under `<step>.orbax-checkpoint-tmp` and renames it when complete, so
+    the older steps are untouched; the unfinished folder is left for orbax, which replaces it
+    when it saves that step again. Removing it here raced tensorstore writes still in flight
+    (pages of NOT_FOUND errors at exit)."""
     try:
         mgr.wait_until_finished()
     except Exception:  # noqa: BLE001  (the same failure, raised again by the other writers)
         pass
-    directory = str(mgr.directory)
-    if jax.process_index() == 0 and os.path.isdir(directory):
-        for name in os.listdir(directory):
-            if name.startswith(f"{step}.orbax-checkpoint-tmp"):
-                shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
 
 
 class _OrbaxThreadEchoes:
