@@ -22,6 +22,7 @@ import base64
 import dataclasses
 import functools
 import hashlib
+import logging
 import os
 import shutil
 import sys
@@ -55,6 +56,9 @@ def manager(directory: str, max_to_keep: int | None = 3, create: bool = True) ->
         "train_state": ocp.StandardCheckpointHandler(),
         "assets": ocp.JsonCheckpointHandler(),
     }
+    absl_logger = logging.getLogger("absl")
+    if not any(isinstance(f, _OrbaxThreadEchoes) for f in absl_logger.filters):
+        absl_logger.addFilter(_OrbaxThreadEchoes())
     return ocp.CheckpointManager(os.path.abspath(directory), item_handlers=handlers, options=options)
 
 
@@ -161,8 +165,32 @@ def save(mgr: ocp.CheckpointManager, step: int, params, assets: dict, train_stat
     items = {"params": ocp.args.StandardSave(params), "assets": ocp.args.JsonSave(assets)}
     if train_state is not None:
         items["train_state"] = ocp.args.StandardSave(train_state)
-    mgr.save(step, args=ocp.args.Composite(**items))
-    mgr.wait_until_finished()
+    try:
+        mgr.save(step, args=ocp.args.Composite(**items))
+        mgr.wait_until_finished()
+    except OSError:  # disk full, quota, a vanished mount: the caller reports it in one line
+        _wait_for_writers(mgr)
+        raise
+
+
+def _wait_for_writers(mgr: ocp.CheckpointManager) -> None:
+    """Orbax writes a step under `<step>.orbax-checkpoint-tmp` and renames it when complete, so
+    the older steps are untouched; the unfinished folder is left for orbax, which replaces it
+    when it saves that step again. Removing it here raced tensorstore writes still in flight
+    (pages of NOT_FOUND errors at exit)."""
+    try:
+        mgr.wait_until_finished()
+    except Exception:  # noqa: BLE001  (the same failure, raised again by the other writers)
+        pass
+
+
+class _OrbaxThreadEchoes:
+    """Orbax's writer threads log any exception they raise as a multi-page ERROR traceback,
+    then the save raises that same exception to its caller (saves here are synchronous), which
+    reports it in one line: the echo is dropped."""
+
+    def filter(self, record) -> bool:
+        return "_SignalingThread.run() raised an exception" not in record.getMessage()
 
 
 def abstract(tree, shardings=None):
@@ -333,7 +361,11 @@ def with_lora(params, model_cfg, adapter_dir: str | None, rng: jax.Array):
     if adapter_dir:
         from rl2vla_jax.convert.peft_adapter import import_adapter  # PEFT files: the converter's job
 
-        return import_adapter(adapter_dir, params, model_cfg.replace(lora=None))
+        try:
+            return import_adapter(adapter_dir, params, model_cfg.replace(lora=None))
+        except (OSError, ValueError, KeyError) as err:  # missing files, wrong rank or targets
+            message = str(err).strip("'\"")
+            raise CheckpointError(f"adapter {adapter_dir} does not fit the model: {message}") from None
     from rl2vla_jax.models.init import add_lora
 
     return add_lora(params, model_cfg.replace(lora=None), model_cfg.lora, rng)

@@ -2,8 +2,9 @@
 
 Every entry point runs through `run(main)`, so all of them treat bad input alike: one
 `error: ...` line on stderr, exit code 2, no traceback, nothing written. User errors are
-`ConfigError` (rl2vla_jax.validation) or `FileNotFoundError`; anything else is a bug and
-keeps its traceback.
+`ConfigError` (rl2vla_jax.validation) or `FileNotFoundError`; a run that had to stop
+(`RunStopped`: non-finite values, a failed save) is one line too, with exit code 1; anything
+else is a bug and keeps its traceback.
 """
 
 import contextlib
@@ -14,7 +15,7 @@ from collections.abc import Callable, Iterator
 
 from absl import app, flags, logging
 
-from rl2vla_jax.validation import ConfigError
+from rl2vla_jax.validation import ConfigError, RunStopped
 
 
 def one_line(err: BaseException | str) -> str:
@@ -75,6 +76,11 @@ def reading(what: str) -> Iterator[None]:
         raise ConfigError(f"{what}: {type(err).__name__}: {one_line(err)}") from None
 
 
+# PIL modes whose convert("RGB") is what OpenVLA's processor does to them; 16-bit and float
+# images ("I;16", "I", "F") would be clipped to 8 bits, silently, so they are refused.
+IMAGE_MODES = ("RGB", "RGBA", "L", "LA", "P", "PA", "1", "CMYK", "YCbCr")
+
+
 def read_image(path: str):
     """A PIL image from `path`, or a one-line error naming the file and what is accepted."""
     from PIL import Image, UnidentifiedImageError
@@ -88,6 +94,11 @@ def read_image(path: str):
         raise ConfigError(
             f"--image={path} is not a readable image ({one_line(err)}); pass a PNG or JPEG file"
         ) from None
+    if image.mode not in IMAGE_MODES:
+        raise ConfigError(
+            f"--image={path} has PIL mode {image.mode!r} (more than 8 bits or not a colour image); "
+            f"pass an 8-bit image in one of the modes {', '.join(IMAGE_MODES)}"
+        )
     return image
 
 
@@ -102,5 +113,7 @@ def run(main: Callable[[list[str]], None]) -> None:
             main(argv)
         except (ConfigError, FileNotFoundError) as err:
             fail(one_line(err))
+        except RunStopped as err:  # not bad input: the run started and had to stop
+            fail(one_line(err), code=1)
 
     app.run(guarded, flags_parser=_parse_flags)

@@ -117,6 +117,7 @@ def common(arg) -> ml_collections.ConfigDict:
     c.env.image_size = 224  # camera resolution (square); the model resizes to its own size
     c.env.camera = "wide"  # "wide" | "close" (tighter framing for small images)
     c.env.layout = "full"  # "full" | "narrow": how widely the ID settings spread object and plate
+    c.env.step_timeout_s = 60.0  # cpu backend: a simulator worker silent this long in a step is restarted
 
     c.mesh = ml_collections.ConfigDict()
     c.mesh.data = -1  # -1: all remaining devices
@@ -337,6 +338,22 @@ def validate_common(config) -> None:
     check_choice("config.env.backend", config.env.backend, ENV_BACKENDS)
     check_choice("config.env.camera", config.env.camera, CAMERAS)
     check_choice("config.env.layout", config.env.layout, LAYOUTS)
+    _check_adapter(config)
+
+
+def _check_adapter(config) -> None:
+    """An adapter applies to `init_from`'s weights: without them it used to be ignored."""
+    import os
+
+    if config.get("adapter") and not config.init_from:
+        raise ConfigError(
+            f"config.adapter={config.adapter!r} needs config.init_from, the base model it was trained on"
+        )
+    if config.get("adapter") and not os.path.isfile(os.path.join(config.adapter, "adapter_config.json")):
+        raise ConfigError(
+            f"config.adapter={config.adapter!r} is not a PEFT adapter folder "
+            "(adapter_config.json, adapter_model.safetensors)"
+        )
 
 
 ENV_CONDITIONS = ("image_size", "max_episode_steps", "camera", "layout")

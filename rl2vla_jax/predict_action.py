@@ -31,6 +31,10 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv  # cli.run has refused positional arguments
     image = cli.read_image(FLAGS.image)  # bad input is refused before any checkpoint is read
+    if not FLAGS.instruction.strip():
+        raise ConfigError(
+            "--instruction is empty; pass the task, e.g. --instruction='put the carrot on the plate'"
+        )
     import jax
     import numpy as np
 

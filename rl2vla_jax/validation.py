@@ -33,6 +33,11 @@ class ConfigError(ValueError):
     """A value that cannot work; its message is one line naming the key and the fix."""
 
 
+class RunStopped(RuntimeError):
+    """A run that cannot go on for a reason outside the code (non-finite values, a save that
+    failed): one line naming what happened and the last good checkpoint; exit code 1."""
+
+
 def check_choice(key: str, value, valid: Iterable) -> None:
     valid = tuple(valid)
     if value not in valid:

@@ -27,6 +27,11 @@ CASES = [
     ("train", ["--config=configs/film_evi.py", "workdir"], "unexpected arguments ['workdir']"),
     ("train", ["--config=configs/film_evi.py", "--workdri=x"], "Unknown command line flag 'workdri'"),
     ("train", [], "flag --config=None: Flag --config must have a value other than None"),
+    ("train", ["--config=configs/default.py", "--config.unnorm_key=bridge_orig", "--workdir={tmp}/w"], "unnorm_key 'bridge_orig' is not one of ['full_range']"),
+    ("train", ["--config=configs/default.py", "--config.train.iterations=x", "--workdir={tmp}/w"], "flag --config.train.iterations=x"),
+    ("train", ["--config=configs/default.py", "--config.init_from={tmp}/none", "--workdir={tmp}/w"], "checkpoint {tmp}/none does not exist"),
+    ("train", ["--config=configs/default.py", "--config.adapter={tmp}", "--workdir={tmp}/w"], "config.adapter='{tmp}' needs config.init_from"),
+    ("sft", ["--config=configs/sft.py", "--config.init_from={tmp}", "--config.adapter={tmp}", "--workdir={tmp}/w"], "config.adapter='{tmp}' is not a PEFT adapter folder"),
     ("sft", ["--config=configs/sft.py", "--config.data_dir={tmp}/none", "--workdir={tmp}/w"], "no demonstrations in"),
     ("sft", ["--config=configs/film_evi.py"], "the config has no `sft` section; use configs/sft.py"),
     ("sft", ["--config=configs/sft.py", "--config.model.preset=huge"], "config.model.preset='huge' is not valid"),
@@ -36,6 +41,9 @@ CASES = [
     ("eval", ["--config=configs/film_evi.py", "--checkpoint=random", "--out={tmp}/out"], "the config has no `eval` section"),
     ("predict_action", ["--checkpoint={tmp}", "--image={tmp}/none.png", "--instruction=go"], "--image={tmp}/none.png does not exist"),
     ("predict_action", ["--checkpoint={tmp}", "--image={text_file}", "--instruction=go"], "--image={text_file} is not a readable image"),
+    ("predict_action", ["--checkpoint={tmp}", "--image={png16}", "--instruction=go"], "--image={png16} has PIL mode 'I;16' (more than 8 bits"),
+    ("predict_action", ["--checkpoint={tmp}", "--image={png}", "--instruction="], "--instruction is empty; pass the task"),
+    ("predict_action", ["--checkpoint={tmp}", "--image={png}", "--instruction=  "], "--instruction is empty; pass the task"),
     ("predict_action", ["--checkpoint={tmp}/none", "--image={png}", "--instruction=go"], "checkpoint {tmp}/none does not exist"),
     # A folder without a checkpoint, and a corrupt one (the checkpoint module words these).
     ("predict_action", ["--checkpoint={empty_dir}", "--image={png}", "--instruction=go"], ""),
@@ -68,6 +76,7 @@ def _fill(text: str, tmp_path) -> str:
         .replace("{text_file}", str(tmp_path / "note.txt"))
         .replace("{empty_dir}", str(tmp_path / "exists"))
         .replace("{png}", str(tmp_path / "frame.png"))
+        .replace("{png16}", str(tmp_path / "depth.png"))
     )
 
 
@@ -81,6 +90,8 @@ def test_bad_input_is_one_error_line_and_exit_2(module, args, message, tmp_path)
     (tmp_path / "corrupt" / "assets" / "model_config.json").write_text('{"llm": {"hidden_size": 4')
     pixels = np.random.default_rng(0).integers(0, 256, (17, 11, 3), np.uint8)
     Image.fromarray(pixels).save(tmp_path / "frame.png")
+    depth = np.random.default_rng(1).integers(0, 65536, (17, 11), np.uint16)
+    Image.fromarray(depth).save(tmp_path / "depth.png")  # a 16-bit depth map, mode I;16
     before = sorted(os.listdir(tmp_path))
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     proc = subprocess.run(

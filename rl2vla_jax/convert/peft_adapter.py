@@ -112,7 +112,8 @@ def import_adapter(adapter_dir: str, params: dict, cfg: OpenVLAConfig) -> tuple[
         expected = factor_to_torch(np.empty(shape), which, transform).shape
         if tuple(tensors.shape(key)) != expected:
             raise ConversionError(
-                f"shape mismatch for {key}: adapter {list(tensors.shape(key))}, expected {list(expected)}"
+                f"shape mismatch for {key}: adapter {list(tensors.shape(key))}, expected {list(expected)} "
+                f"(adapter_config.json has r={rank})"
             )
         name = LORA_A if which == "lora_A" else LORA_B
         full_shape = (kernel.shape[0], *shape) if stacked else shape

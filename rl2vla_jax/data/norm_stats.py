@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from rl2vla_jax.validation import ConfigError
+
 
 def load_norm_stats(path: str) -> dict[str, Any]:
     """A dataset_statistics.json file, or a checkpoint's config.json (its `norm_stats`)."""
@@ -26,10 +28,10 @@ def select_stats(norm_stats: dict[str, Any], unnorm_key: str | None) -> dict[str
     """The `action` statistics of one dataset; the key may be omitted when there is only one."""
     if unnorm_key is None:
         if len(norm_stats) != 1:
-            raise ValueError(f"the checkpoint has statistics for {sorted(norm_stats)}: pass --unnorm_key")
+            raise ConfigError(f"the checkpoint has statistics for {sorted(norm_stats)}: pass --unnorm_key")
         unnorm_key = next(iter(norm_stats))
     if unnorm_key not in norm_stats:
-        raise ValueError(f"unnorm_key {unnorm_key!r} is not one of {sorted(norm_stats)}")
+        raise ConfigError(f"unnorm_key {unnorm_key!r} is not one of {sorted(norm_stats)}")
     return norm_stats[unnorm_key]["action"]
 
 

@@ -6,8 +6,9 @@
 
 Episodes never end early (RL4VLA runs every episode for the full horizon and scores success at
 the last step); `truncated` turns True at `max_episode_steps`, there is no auto-reset, and the
-caller resets all envs together. `terminated` is True only for an env whose worker crashed:
-that episode is reported as failed and the worker is restarted for the next reset.
+caller resets all envs together. `terminated` is True only for an env whose worker crashed, or
+hung (no answer to a step within `step_timeout_s`): the worker is killed and restarted, and
+`info["worker_crashed"]` marks the episode so that the caller drops it.
 
 Backends:
   "cpu": one ManiSkill env per `spawn`ed worker process (see cpu_worker.py); numpy outputs.
@@ -28,7 +29,8 @@ import numpy as np
 from rl2vla_jax.envs.cpu_worker import INFO_KEYS, worker_main
 from rl2vla_jax.envs.rendering import require_vulkan
 
-WORKER_TIMEOUT_S = 300.0  # a worker silent this long is treated as crashed
+WORKER_TIMEOUT_S = 300.0  # a worker silent this long while starting or resetting is treated as crashed
+STEP_TIMEOUT_S = 60.0  # default per-step limit: a step takes well under a second on one core
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,9 +59,11 @@ def make_vector_env(
     seed: int = 0,
     suite: str = "ours",
     env_options: dict | None = None,
+    step_timeout_s: float = STEP_TIMEOUT_S,
 ):
     """Build `num_envs` envs of one setting of a suite (see `rl2vla_jax.envs.suites`).
-    `env_options`: the task's own keyword arguments, e.g. {"camera": "close", "layout": "narrow"}."""
+    `env_options`: the task's own keyword arguments, e.g. {"camera": "close", "layout": "narrow"}.
+    `step_timeout_s` (cpu backend): a worker silent this long in a step is restarted."""
     from rl2vla_jax.envs import suites
 
     entry = suites.get_setting(suite, setting)
@@ -69,7 +73,9 @@ def make_vector_env(
 
         return Rl4vlaVectorEnv(entry, num_envs, max_episode_steps, seed, backend)
     if backend == "cpu":
-        return CpuVectorEnv(entry.env_id, num_envs, image_size, max_episode_steps, seed, env_options)
+        return CpuVectorEnv(
+            entry.env_id, num_envs, image_size, max_episode_steps, seed, env_options, step_timeout_s
+        )
     if backend == "gpu":
         return GpuVectorEnv(entry.env_id, num_envs, image_size, max_episode_steps, seed, env_options)
     raise ValueError(f"backend must be 'cpu' or 'gpu', got {backend!r}")
@@ -96,6 +102,10 @@ def _main_module_hidden():
 
 class WorkerCrashed(RuntimeError):
     pass
+
+
+class WorkerHung(WorkerCrashed):
+    """Alive but silent past its timeout (a simulator stuck in a solver or the renderer)."""
 
 
 class _Worker:
@@ -127,10 +137,10 @@ class _Worker:
         except (BrokenPipeError, OSError) as error:
             raise WorkerCrashed(str(error)) from error
 
-    def receive(self):
+    def receive(self, timeout: float = WORKER_TIMEOUT_S):
         try:
-            if not self.conn.poll(WORKER_TIMEOUT_S):
-                raise WorkerCrashed(f"no answer in {WORKER_TIMEOUT_S} s")
+            if not self.conn.poll(timeout):
+                raise WorkerHung(f"no answer in {timeout} s")
             message = self.conn.recv()
         except (EOFError, BrokenPipeError, ConnectionResetError, OSError) as error:
             raise WorkerCrashed(f"worker died: {error!r}") from error
@@ -172,10 +182,12 @@ class CpuVectorEnv:
         max_episode_steps: int,
         seed: int = 0,
         env_options: dict | None = None,
+        step_timeout_s: float = STEP_TIMEOUT_S,
     ):
         self.num_envs = int(num_envs)
         self.max_episode_steps = int(max_episode_steps)
         self.default_seed = seed
+        self.step_timeout_s = float(step_timeout_s)
         self.workers = [
             _Worker(env_id, image_size, max_episode_steps, dict(env_options or {}))
             for _ in range(self.num_envs)
@@ -187,7 +199,8 @@ class CpuVectorEnv:
         self._crashed = np.zeros(self.num_envs, dtype=bool)
         self._seeds = [seed + i for i in range(self.num_envs)]
         self.elapsed_steps = 0
-        self.restarts = 0
+        self.restarts = 0  # workers restarted, crashed or hung
+        self.hangs = 0  # of which hung
         self.last_sim_seconds = 0.0
 
     @property
@@ -236,9 +249,10 @@ class CpuVectorEnv:
             if not sent[i]:
                 continue
             try:
-                _, image, env_reward, env_info, sim_seconds = worker.receive()
+                _, image, env_reward, env_info, sim_seconds = worker.receive(self.step_timeout_s)
                 self.last_sim_seconds = max(self.last_sim_seconds, sim_seconds)
-            except WorkerCrashed:
+            except WorkerCrashed as error:
+                self.hangs += isinstance(error, WorkerHung)
                 self._mark_crashed(i)
                 continue
             images[i] = image

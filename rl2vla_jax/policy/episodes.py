@@ -61,7 +61,10 @@ class Episodes:
     """What one call of `run_episodes` returns. Per env [B]: success (at the last step),
     success_once, return, episode_length (first termination, else the horizon). `steps`
     (time-major host arrays for a `Rollout`) and `bootstrap_value` only when recorded;
-    `frames[k]` the horizon + 1 camera frames of env k for videos; `seconds` per phase."""
+    `frames[k]` the horizon + 1 camera frames of env k for videos; `seconds` per phase.
+    `dropped` [B]: episodes whose simulator worker crashed or hung (the env restarts it): left
+    out of the means, counted in `episodes_dropped`. Their transitions up to the failure stay in
+    the rollout, the episode ending there (terminated), like any terminal state."""
 
     success: np.ndarray
     success_once: np.ndarray
@@ -73,14 +76,19 @@ class Episodes:
     bootstrap_value: np.ndarray | None
     frames: list[list[np.ndarray]]
     seconds: dict[str, float]
+    dropped: np.ndarray | None = None
 
     def stats(self) -> dict[str, float]:
-        """Batch means, as the trainer logs them."""
+        """Batch means over the episodes not dropped, as the trainer logs them (0 when every
+        episode was dropped: the count says so)."""
+        kept = ~self.dropped if self.dropped is not None else np.ones(len(self.returns), bool)
+        mean = lambda x: float(np.asarray(x)[kept].mean()) if kept.any() else 0.0
         out = {
-            "return": float(self.returns.mean()),
-            "success": float(self.success.mean()),
-            "success_once": float(self.success_once.mean()),
-            "episode_length": float(self.episode_length.mean()),
+            "return": mean(self.returns),
+            "success": mean(self.success),
+            "success_once": mean(self.success_once),
+            "episode_length": mean(self.episode_length),
+            "episodes_dropped": float((~kept).sum()),
         }
         if self.steps is not None:
             out["policy_entropy"] = float(self.steps["entropy"].mean())
@@ -131,6 +139,7 @@ def run_episodes(
     episode_length = np.full(num_envs, horizon)
     frames = [[np.asarray(obs.images[k])] for k in range(keep_videos)]
     success = np.zeros(num_envs, bool)
+    dropped = np.zeros(num_envs, bool)
     bootstrap_value = None
     for t in range(horizon + (1 if record else 0)):
         clock = time.perf_counter()
@@ -161,6 +170,7 @@ def run_episodes(
         episode_length = np.where(terminated & ~terminated_before, t + 1, episode_length)
         terminated_before |= terminated
         success = np.asarray(info["success"], bool)
+        dropped |= np.asarray(info.get("worker_crashed", False), bool)
         success_once |= success
         returns += np.asarray(reward)
         for k in range(keep_videos):
@@ -182,6 +192,7 @@ def run_episodes(
         bootstrap_value=bootstrap_value,
         frames=frames,
         seconds=seconds,
+        dropped=dropped,
     )
 
 

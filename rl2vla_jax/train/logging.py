@@ -1,5 +1,6 @@
 """Run logging: TensorBoard events (W&B optional), NaN checks, the end-of-run summary table."""
 
+import contextlib
 import csv
 import math
 import os
@@ -18,6 +19,15 @@ SUMMARY_COLUMNS = (
 )
 
 
+def first_non_finite(metrics: dict[str, float]) -> str | None:
+    """The first metric (in the order the update and the rollout report them) that is NaN or
+    infinite, else None."""
+    for key, value in metrics.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            return key
+    return None
+
+
 class RunLogger:
     def __init__(self, workdir: str, use_wandb: bool = False, config=None, enabled: bool = True):
         """`enabled=False` (processes other than 0 of a multi-host run) keeps rows, writes nothing."""
@@ -34,7 +44,10 @@ class RunLogger:
             self.wandb = wandb.init(dir=workdir, config=config.to_dict() if config is not None else None)
 
     def keep_earlier_rows(self, before_iteration: int) -> None:
-        """On resume: start the summary with the rows a previous run of this workdir wrote."""
+        """On resume: start the summary with the rows a previous run of this workdir wrote
+        before `before_iteration` (the resumed checkpoint's). summary.csv is rewritten at every
+        log, so a killed run leaves every row it logged; its rows from the checkpoint on are
+        dropped, because the resumed run replays those iterations."""
         path = os.path.join(self.workdir, "summary.csv")
         if not os.path.exists(path):
             return
@@ -56,9 +69,11 @@ class RunLogger:
         if self.wandb is not None:
             self.wandb.log(metrics, step=iteration)
         self.rows.append({"iteration": iteration, **metrics})
+        self.summary()
 
     def summary(self) -> str:
-        """A table of every logged iteration, also written to summary.md and summary.csv."""
+        """A table of every logged iteration, also written to summary.md and summary.csv
+        (each replaced whole, atomically: a kill never leaves half a file)."""
         header = "| " + " | ".join(title for _, title, _ in SUMMARY_COLUMNS) + " |"
         lines = [header, "|" + "---|" * len(SUMMARY_COLUMNS)]
         for row in self.rows:
@@ -67,10 +82,10 @@ class RunLogger:
         table = "\n".join(lines)
         if not self.enabled:
             return table
-        with open(os.path.join(self.workdir, "summary.md"), "w") as f:
+        with _replacing(os.path.join(self.workdir, "summary.md")) as f:
             f.write(table + "\n")
         keys = sorted({k for row in self.rows for k in row})
-        with open(os.path.join(self.workdir, "summary.csv"), "w", newline="") as f:
+        with _replacing(os.path.join(self.workdir, "summary.csv")) as f:
             writer = csv.DictWriter(f, fieldnames=keys)
             writer.writeheader()
             writer.writerows(self.rows)
@@ -81,3 +96,12 @@ class RunLogger:
             self.writer.close()
         if self.wandb is not None:
             self.wandb.finish()
+
+
+@contextlib.contextmanager
+def _replacing(path: str):
+    """Write `path` through a temporary sibling renamed over it once complete."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", newline="") as f:
+        yield f
+    os.replace(tmp, path)

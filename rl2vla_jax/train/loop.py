@@ -21,8 +21,9 @@ from rl2vla_jax.policy.act import make_act
 from rl2vla_jax.policy.actions import ActionDecoder
 from rl2vla_jax.train import builders, hparams
 from rl2vla_jax.train import update as update_lib
-from rl2vla_jax.train.logging import RunLogger
-from rl2vla_jax.validation import ConfigError
+from rl2vla_jax.train.logging import RunLogger, first_non_finite
+from rl2vla_jax.train.workdir_lock import WorkdirLock
+from rl2vla_jax.validation import ConfigError, RunStopped
 from rl2vla_jax.video import write_video
 
 
@@ -89,12 +90,27 @@ def write_run_description(workdir: str, config) -> None:
 
 
 def train(config, workdir: str) -> dict:
+    """Run (or resume) `config` in `workdir`. Raises WorkdirBusy when another trainer holds the
+    workdir, RunStopped on non-finite values or a failed save (the newest checkpoint is then
+    the last good one)."""
     hp = hparams.rl_hparams(config)
     eval_settings = _eval_settings(config)  # before anything is written
     model_cfg = loading.model_config(config, checkpoints.load_model_config(config.init_from))
+    _check_unnorm_key(config)
+    os.makedirs(workdir, exist_ok=True)
+    # Process 0 speaks for a multi-host run (the others share its workdir).
+    lock = WorkdirLock(workdir).acquire() if jax.process_index() == 0 else None
+    try:
+        return _train(config, workdir, hp, model_cfg, eval_settings)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(config, workdir: str, hp, model_cfg, eval_settings: list[str]) -> dict:
     critic = builders.make_critic(hp, config)
     actor_tx, critic_tx = builders.optimizers(config)
-    os.makedirs(workdir, exist_ok=True)
+    phase = _phase_reporter()
     mgr = checkpoints.manager(os.path.join(workdir, checkpoints.CHECKPOINTS))
     mesh = mesh_lib.make_mesh(config.mesh.data, config.mesh.fsdp)
     mesh_lib.check_batch_split(mesh, config.env.num_envs, "config.env.num_envs")
@@ -142,6 +158,7 @@ def train(config, workdir: str) -> dict:
             seed=config.seed,
             suite=config.env.suite,
             env_options=config_base.env_options(conditions),
+            step_timeout_s=config.env.step_timeout_s,
         )
 
     env = make_env(config.env.setting)
@@ -178,6 +195,7 @@ def train(config, workdir: str) -> dict:
             disable=jax.process_index() != 0,
         )
         for iteration in bar:
+            phase(iteration, "rollout")
             keep_frames = bool(config.train.video_every) and iteration % config.train.video_every == 0
             # No reference to the acting copy outlives the rollout: `learn` donates the state.
             episodes = episodes_lib.run_episodes(
@@ -193,11 +211,13 @@ def train(config, workdir: str) -> dict:
             if config.train.diagnostics_every and iteration % config.train.diagnostics_every == 0:
                 _write_records(workdir, config, hp, episodes, iteration)
             frames = episodes.frames[0] if keep_frames else None
+            phase(iteration, "update")
             clock = time.perf_counter()
             batch = mesh_lib.global_batch(rollout, mesh_lib.env_axis_sharding(mesh, rollout))
             state, metrics = learn(state, batch)
             metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
             stats["time_update"] = time.perf_counter() - clock
+            stats["worker_restarts"] = float(getattr(env, "restarts", 0))  # since this process started
             stats["elapsed_seconds"] = elapsed_before + time.perf_counter() - run_clock
             metrics |= stats
             if config.train.eval_every and (iteration + 1) % config.train.eval_every == 0:
@@ -209,6 +229,12 @@ def train(config, workdir: str) -> dict:
                     video = os.path.join(workdir, "videos", f"eval_{setting}_{iteration:05d}.mp4")
                     ood_actor = dataclasses.replace(actor, env=eval_envs[setting])
                     metrics |= _evaluate(config, ood_actor, acting, iteration, f"eval_{setting}", video)
+            bad = first_non_finite(metrics)
+            if bad is not None:  # checked every iteration: no checkpoint may hold the diverged state
+                raise RunStopped(
+                    f"non-finite {bad}={metrics[bad]} at iteration {iteration}; {_last_good(mgr)}, "
+                    "nothing was saved after it"
+                )
             if frames:
                 write_video(os.path.join(workdir, "videos", f"iteration_{iteration:05d}.mp4"), frames)
             if (iteration + 1) % config.train.log_every == 0:
@@ -220,8 +246,17 @@ def train(config, workdir: str) -> dict:
             )
             last = iteration + 1 == config.train.iterations
             if last or (iteration + 1) % config.train.checkpoint_every == 0:
+                phase(iteration, "checkpoint")
                 params_item, train_state_item = builders.checkpoint_items(state)
-                checkpoints.save(mgr, iteration + 1, params_item, assets, train_state_item)
+                try:
+                    checkpoints.save(mgr, iteration + 1, params_item, assets, train_state_item)
+                except OSError as err:  # disk full, quota, a vanished mount: orbax renames only
+                    # complete steps, so the older ones are intact
+                    raise RunStopped(
+                        f"saving checkpoint step {iteration + 1} failed ({type(err).__name__}: "
+                        f"{cli.one_line(err)}); {_last_good(mgr)}, the run stopped"
+                    ) from err
+                phase(iteration, "saved")
         bar.close()
     finally:
         env.close()
@@ -234,6 +269,45 @@ def train(config, workdir: str) -> dict:
     # A recompile per iteration would be a bug: both caches should hold one program.
     compiles = {"policy_step": act._cache_size(), "update": learn._cache_size()}
     return {"rows": logger.rows, "state": state, "compiles": compiles}
+
+
+def _check_unnorm_key(config) -> None:
+    """A wrong `unnorm_key` is refused before anything is written. The statistics come from
+    `init_from` (a resumed run saved the same ones), or are the controller's full range."""
+    if not config.unnorm_key:
+        return
+    if config.init_from:
+        stats = checkpoints.read_assets(checkpoints.resolve(config.init_from))["norm_stats"]
+    else:
+        from rl2vla_jax.envs.actions import FULL_RANGE_ACTION_STATS, FULL_RANGE_KEY
+
+        stats = {FULL_RANGE_KEY: {"action": FULL_RANGE_ACTION_STATS}}
+    select_stats(stats, config.unnorm_key)
+
+
+def _last_good(mgr) -> str:
+    steps = checkpoints.saved_steps(str(mgr.directory))
+    if not steps:
+        return "no checkpoint was saved before it"
+    return f"the last good checkpoint is {os.path.join(str(mgr.directory), str(steps[-1]))}"
+
+
+PHASE_LOG_ENV = "RL2VLA_PHASE_LOG"
+
+
+def _phase_reporter():
+    """When $RL2VLA_PHASE_LOG names a file, each phase's start is appended to it as
+    `<iteration> <phase> <unix time>` (rollout, update, checkpoint): how scripts/kill_soak.py
+    aims its kills. Unset (the normal case) it does nothing."""
+    path = os.environ.get(PHASE_LOG_ENV)
+    if not path or jax.process_index() != 0:
+        return lambda iteration, name: None
+
+    def report(iteration: int, name: str) -> None:
+        with open(path, "a") as f:
+            f.write(f"{iteration} {name} {time.time():.6f}\n")
+
+    return report
 
 
 def _write_records(workdir, config, hp, episodes, iteration: int) -> None:

@@ -286,3 +286,39 @@ def test_unreadable_metadata_or_missing_data_is_corruption_too(tmp_path, damage)
     step, params, _, _ = checkpoints.restore_latest(mgr, template, None, log=lines.append)
     assert step == 4 and len(lines) == 1 and "checkpoint step 9" in lines[0], lines
     np.testing.assert_array_equal(params["policy"]["vision"]["pos"], _random_params(4)["vision"]["pos"])
+
+
+@pytest.mark.parametrize("change", ["rank", "targets"])
+def test_an_adapter_that_does_not_fit_is_one_line_naming_it(tmp_path, change):
+    from rl2vla_jax.convert import peft_adapter
+    from rl2vla_jax.models.config import LoraConfig
+    from rl2vla_jax.models.init import add_lora, init_params
+
+    base_cfg = get_preset("tiny").replace(lora=None)  # the preset has LoRA factors of its own
+    base = init_params(base_cfg, jax.random.PRNGKey(3))
+    lora = LoraConfig(rank=5, alpha=7.0)
+    adapted, cfg = add_lora(base, base_cfg, lora, jax.random.PRNGKey(5))
+    adapter = tmp_path / "adapter"
+    peft_adapter.export_adapter(adapted, cfg, str(adapter))
+    fitted, _ = checkpoints.with_lora(base, cfg, str(adapter), jax.random.PRNGKey(0))  # it fits as written
+    assert jax.tree.structure(fitted) == jax.tree.structure(adapted)
+    config_file = adapter / "adapter_config.json"
+    adapter_config = json.loads(config_file.read_text())
+    if change == "rank":
+        adapter_config["r"] = 3  # the factors were written with rank 5
+        expected = r"adapter .* does not fit the model: shape mismatch for .*lora_A.weight: "
+        expected += r"adapter \[5, [\d, ]+\], expected \[3, [\d, ]+\] \(adapter_config.json has r=3\)"
+    else:  # a module the model does not have
+        from rl2vla_jax.convert.safetensors_io import SafetensorsFile, save_numpy
+
+        path = str(adapter / "adapter_model.safetensors")
+        source = SafetensorsFile(path)
+        tensors = {k: source.get(k) for k in source.keys()}
+        del source
+        key = next(iter(tensors))
+        tensors[key.replace("lora_A", "lora_C")] = tensors[key]
+        save_numpy(tensors, path, metadata={"format": "pt"})
+        expected = r"adapter .* does not fit the model: unexpected adapter key .*lora_C.weight \["
+    config_file.write_text(json.dumps(adapter_config))
+    with pytest.raises(checkpoints.CheckpointError, match=expected):
+        checkpoints.with_lora(base, cfg, str(adapter), jax.random.PRNGKey(0))

@@ -1,0 +1,66 @@
+"""A simulator worker that hangs in a step is killed and restarted after `step_timeout_s`; its
+episode is marked, dropped from the means and counted; the other envs and the next episode go on."""
+
+import time
+
+import numpy as np
+
+from rl2vla_jax.envs import vector_env
+from rl2vla_jax.policy.episodes import Episodes
+from tests.envs import fake_worker
+
+
+def test_a_hung_worker_is_restarted_and_its_episode_marked(monkeypatch):
+    monkeypatch.setattr(vector_env, "worker_main", fake_worker.worker_main)  # spawned by reference
+    env = vector_env.CpuVectorEnv("fake", 3, fake_worker.SIZE, 5, seed=11, step_timeout_s=0.5)
+    try:
+        env.reset()
+        pids = env.worker_pids
+        actions = np.random.default_rng(0).normal(size=(3, 7)).astype(np.float32)
+        _, reward, terminated, _, info = env.step(actions)
+        np.testing.assert_array_equal(reward, actions[:, 1])
+        hang = actions.copy()
+        hang[1, 0] = fake_worker.HANG
+        started = time.monotonic()
+        obs, reward, terminated, _, info = env.step(hang)
+        assert time.monotonic() - started < 30  # the timeout, one restart, not the hour of sleep
+        np.testing.assert_array_equal(terminated, [False, True, False])
+        np.testing.assert_array_equal(info["worker_crashed"], [False, True, False])
+        np.testing.assert_array_equal(info["success"], [True, False, True])
+        np.testing.assert_array_equal(reward, [hang[0, 1], 0.0, hang[2, 1]])
+        assert obs.images[1].max() == 1 and obs.images[0].min() == 2  # env 1 keeps its last frame
+        assert (env.restarts, env.hangs) == (1, 1)
+        assert env.worker_pids[0] == pids[0] and env.worker_pids[1] != pids[1]
+        # The restarted worker serves the next episode.
+        obs = env.reset(seed=[5, 6, 7])
+        assert obs.instructions == ["task 5", "task 6", "task 7"]
+        _, _, terminated, _, info = env.step(actions)
+        assert not terminated.any() and not info["worker_crashed"].any()
+    finally:
+        env.close()
+
+
+def test_dropped_episodes_leave_the_means_and_are_counted():
+    rng = np.random.default_rng(3)
+    returns = rng.normal(size=5)
+    success = np.array([True, False, True, True, False])
+    dropped = np.array([False, False, True, False, True])
+    episodes = Episodes(
+        success=success,
+        success_once=success,
+        returns=returns,
+        episode_length=np.array([13, 13, 4, 13, 9]),
+        prompt_ids=np.zeros((5, 3), np.int32),
+        prompt_mask=np.ones((5, 3), bool),
+        steps=None,
+        bootstrap_value=None,
+        frames=[],
+        seconds={},
+        dropped=dropped,
+    )
+    stats = episodes.stats()
+    assert stats["episodes_dropped"] == 2.0
+    assert stats["return"] == float(returns[[0, 1, 3]].mean())
+    assert stats["success"] == 2 / 3 and stats["episode_length"] == 13.0
+    episodes.dropped = np.ones(5, bool)
+    assert episodes.stats()["success"] == 0.0 and episodes.stats()["episodes_dropped"] == 5.0
