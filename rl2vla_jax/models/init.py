@@ -25,13 +25,20 @@ def param_shapes(model_config: OpenVLAConfig) -> Params:
     )
 
 
-def init_params(model_config: OpenVLAConfig, rng: jax.Array) -> Params:
+def init_params(
+    model_config: OpenVLAConfig, rng: jax.Array, position_std: float = 0.02, layer_scale: float = 1e-5
+) -> Params:
     """Randomly initialised parameters (base + LoRA factors when `model_config.lora` is set).
 
     The tree's structure comes from `jax.eval_shape(model.init)`; values are drawn on the host
     with numpy (compiling the threefry-based Flax initialisers costs ~30 s on a small CPU):
     kernels ~ N(0, 1/fan_in), embeddings/tokens/pos_embed ~ N(0, 0.02^2), lm_head ~ N(0, 1/d),
     norms 1, biases 0, LayerScale 1e-5, LoRA A ~ N(0, (1/r)^2), B = 0.
+
+    `position_std` (the vision towers' pos_embed) and `layer_scale` (DINOv2's LayerScale) are the
+    defaults of large-scale pre-training. A small tower trained from scratch on a few thousand
+    frames learns where things are far sooner with position embeddings on the scale of the patch
+    embeddings (~1) and blocks that start active (0.1): docs/results/cpu.md measures it.
     """
     shapes = param_shapes(model_config)
     seed = int(jax.random.randint(rng, (), 0, 2**31 - 1))
@@ -46,7 +53,7 @@ def init_params(model_config: OpenVLAConfig, rng: jax.Array) -> Params:
         elif name == lora_lib.LORA_A:
             value = generator.normal(0.0, 1.0 / rank, shape)
         elif name in ("weight", "scale") and names[-2].startswith("ls"):
-            value = np.full(shape, 1e-5)
+            value = np.full(shape, layer_scale)
         elif name in ("weight", "scale"):
             value = np.ones(shape)
         elif name == "kernel" and names[-2] == "lm_head":
@@ -58,7 +65,9 @@ def init_params(model_config: OpenVLAConfig, rng: jax.Array) -> Params:
                 int(np.prod(shape[-4:-1])) if len(shape) >= 4 and names[-2] == "patch_embed" else shape[-2]
             )
             value = generator.normal(0.0, fan_in**-0.5, shape)
-        else:  # embeddings, cls/reg tokens, pos_embed
+        elif name == "pos_embed":
+            value = generator.normal(0.0, position_std, shape)
+        else:  # embeddings, cls/reg tokens
             value = generator.normal(0.0, 0.02, shape)
         return jnp.asarray(value, leaf.dtype)
 

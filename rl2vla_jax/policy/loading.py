@@ -95,6 +95,14 @@ def critic_from(params: dict, assets: dict) -> LoadedCritic | None:
     )
 
 
+def random_init_options(config) -> dict:
+    """`models.init.init_params`' options from the config's model section."""
+    return {
+        "position_std": float(config.model.get("init_position_std", 0.02)),
+        "layer_scale": float(config.model.get("init_layer_scale", 1e-5)),
+    }
+
+
 def load(config, checkpoint: str, random_action_stats: dict | None = None) -> LoadedPolicy:
     """A policy to act with: `checkpoint` is RANDOM (config.model.preset, seed config.seed,
     acting with `random_action_stats`, e.g. the env's full action range) or a checkpoint."""
@@ -102,7 +110,7 @@ def load(config, checkpoint: str, random_action_stats: dict | None = None) -> Lo
         if random_action_stats is None:
             raise ValueError("a random policy needs action statistics (random_action_stats)")
         model_cfg = model_config(config)
-        params = init_params(model_cfg, jax.random.PRNGKey(config.seed))
+        params = init_params(model_cfg, jax.random.PRNGKey(config.seed), **random_init_options(config))
         action_stats, tokenizer_path = random_action_stats, tiny_tokenizer()
         critic = None
         description = f"untrained {config.model.preset} (seed {config.seed})"

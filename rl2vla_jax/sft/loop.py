@@ -44,6 +44,8 @@ def validate(config) -> None:
         )
     if not 0.0 <= config.val_fraction < 1.0:
         raise ConfigError(f"config.val_fraction={config.val_fraction} must be in [0, 1)")
+    if sft.get("warmup_steps", 0) < 0:
+        raise ConfigError(f"config.sft.warmup_steps={sft.warmup_steps} must be >= 0")
     if sft.learning_rate <= 0:
         raise ConfigError(f"config.sft.learning_rate={sft.learning_rate} must be > 0")
     if not os.path.isfile(os.path.join(config.data_dir, demos.MANIFEST)):
@@ -70,7 +72,10 @@ def _start_point(config, model_cfg, tx, patterns, mgr, template):
         params, _ = checkpoints.with_lora(params, model_cfg, config.adapter, jax.random.PRNGKey(config.seed))
         origin = f"initialised from {config.init_from}"
     else:
-        params, assets = init_params(model_cfg, jax.random.PRNGKey(config.seed)), {}
+        params = init_params(
+            model_cfg, jax.random.PRNGKey(config.seed), **loading.random_init_options(config)
+        )
+        assets = {}
         origin = "random initialisation"
     return sft_step.create_state(*split_trainable(params, patterns), tx), assets, origin
 
@@ -118,7 +123,10 @@ def train(config, workdir: str) -> dict:
     mesh = mesh_lib.make_mesh(config.mesh.data, config.mesh.fsdp)
     mesh_lib.check_batch_split(mesh, config.sft.batch_size, "config.sft.batch_size")
     tx = sft_step.make_optimizer(
-        config.sft.learning_rate, config.optim.weight_decay, config.optim.max_grad_norm
+        config.sft.learning_rate,
+        config.optim.weight_decay,
+        config.optim.max_grad_norm,
+        int(config.sft.get("warmup_steps", 0)),
     )
     patterns = (".*",) if config.sft.train_all_params else config.trainable
     abstract = jax.eval_shape(

@@ -39,13 +39,18 @@ class SFTState:
         return merge(self.trainable, self.frozen)
 
 
-def make_optimizer(learning_rate: float, weight_decay: float, max_grad_norm: float):
+def make_optimizer(learning_rate: float, weight_decay: float, max_grad_norm: float, warmup_steps: int = 0):
     """AdamW at a constant learning rate (OpenVLA's fine-tuning recipe: lr 5e-4) after a
-    global-norm clip."""
+    global-norm clip; with `warmup_steps` > 0 the updates ramp linearly from 1/warmup_steps of
+    that to all of it (a model trained from scratch, whose first Adam steps are otherwise the
+    largest and noisiest it takes)."""
     # The learning rate lives in the optimizer state (inject_hyperparams), not in the program:
     # runs that differ only in it share one compiled (and cached) step.
     adamw = optax.inject_hyperparams(optax.adamw)(learning_rate=learning_rate, weight_decay=weight_decay)
-    return optax.chain(optax.clip_by_global_norm(max_grad_norm), adamw)
+    parts = [optax.clip_by_global_norm(max_grad_norm), adamw]
+    if warmup_steps > 0:
+        parts.append(optax.scale_by_schedule(lambda count: jnp.minimum(1.0, (count + 1) / warmup_steps)))
+    return optax.chain(*parts)
 
 
 def create_state(trainable: FlatParams, frozen: FlatParams, tx) -> SFTState:

@@ -8,6 +8,7 @@ import ml_collections
 from rl2vla_jax.models import critics
 from rl2vla_jax.models.init import init_params, param_shapes
 from rl2vla_jax.models.trainable import split_trainable
+from rl2vla_jax.policy import loading
 from rl2vla_jax.train import state as state_lib
 from rl2vla_jax.train.hparams import RLHparams
 
@@ -32,7 +33,7 @@ def initial_state(config, hp: RLHparams, model_cfg, critic, policy_params=None) 
     rng = jax.random.PRNGKey(config.seed)
     policy_rng, critic_rng, state_rng = jax.random.split(rng, 3)
     if policy_params is None:
-        policy_params = init_params(model_cfg, policy_rng)
+        policy_params = init_params(model_cfg, policy_rng, **loading.random_init_options(config))
     trainable, frozen = split_trainable(policy_params, config.trainable)
     critic_params = init_critic_params(critic, model_cfg.llm.hidden_size, critic_rng, hp.uses_critic)
     actor_tx, critic_tx = optimizers(config)
