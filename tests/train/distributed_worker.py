@@ -19,7 +19,6 @@ import time
 
 import jax
 import numpy as np
-from jax.experimental import multihost_utils
 
 NUM_ENVS = 4  # global; each of P processes runs NUM_ENVS / P of them
 FSDP_MIN_SIZE = 256  # the tiny model's LoRA factors are 160-3584 elements: most get split
@@ -84,7 +83,11 @@ def run_layout(config, hp, model_cfg, critic, data: int, fsdp: int) -> dict:
             learn = learn.lower(state, batch).compile()
             _log(f"mesh {data}x{fsdp}: update compiled in {time.perf_counter() - clock:.1f} s")
             if jax.process_count() > 1:
-                multihost_utils.sync_global_devices(f"update compiled {data}x{fsdp}")
+                # A barrier of the coordination service (10 min), not a collective: the first
+                # collective is what creates Gloo's context, under the same 30 s limit.
+                from jax._src import distributed
+
+                distributed.global_state.client.wait_at_barrier(f"update compiled {data}x{fsdp}", 600_000)
         state, metrics = learn(state, batch)
         history.append({k: float(v) for k, v in jax.device_get(metrics).items()})
 
