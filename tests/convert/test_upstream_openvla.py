@@ -167,19 +167,24 @@ def test_adapter_changes_upstream_outputs(upstream):
     assert gap > 0.05  # otherwise the adapter test below would be vacuous
 
 
+def _assert_predict_action_matches(checkpoint, path, instruction, ref):
+    """Our predict_action CLI on one image gives upstream's tokens, log-probs, entropies, action."""
+    result = run_cli(
+        "rl2vla_jax.predict_action", f"--checkpoint={checkpoint}",
+        f"--image={path}", f"--instruction={instruction}", "--unnorm_key=bridge_orig",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    ours = json.loads(result.stdout.strip().splitlines()[-1])
+    assert ours["tokens"] == ref["tokens"], instruction
+    np.testing.assert_allclose(ours["logprobs"], ref["logprobs"], atol=TOLERANCE, rtol=0)
+    np.testing.assert_allclose(ours["entropies"], ref["entropies"], atol=TOLERANCE, rtol=0)
+    np.testing.assert_allclose(ours["action"], ref["action"], atol=1e-9, rtol=0)
+
+
 @pytest.mark.parametrize("with_adapter", [False, True])
 def test_predict_action_reproduces_upstream(upstream, with_adapter):
     for path, instruction, ref in zip(upstream.images, INSTRUCTIONS, upstream.predictions[with_adapter]):
-        result = run_cli(
-            "rl2vla_jax.predict_action", f"--checkpoint={upstream.converted[with_adapter]}",
-            f"--image={path}", f"--instruction={instruction}", "--unnorm_key=bridge_orig",
-        )  # fmt: skip
-        assert result.returncode == 0, result.stderr[-3000:]
-        ours = json.loads(result.stdout.strip().splitlines()[-1])
-        assert ours["tokens"] == ref["tokens"], instruction
-        np.testing.assert_allclose(ours["logprobs"], ref["logprobs"], atol=TOLERANCE, rtol=0)
-        np.testing.assert_allclose(ours["entropies"], ref["entropies"], atol=TOLERANCE, rtol=0)
-        np.testing.assert_allclose(ours["action"], ref["action"], atol=1e-9, rtol=0)
+        _assert_predict_action_matches(upstream.converted[with_adapter], path, instruction, ref)
 
 
 def test_empty_token_is_29871_with_a_non_llama_tokenizer(upstream_small_tokenizer):
@@ -192,16 +197,7 @@ def test_empty_token_is_29871_with_a_non_llama_tokenizer(upstream_small_tokenize
     for path, instruction, ref in zip(up.images, INSTRUCTIONS, up.predictions[False]):
         assert ref["input_ids"][-1] == 29871 and ref["input_ids"][-2] != 29871
         assert prompt.encode_prompt(tokenizer, instruction, vocab_size=32064) == ref["input_ids"]
-        result = run_cli(
-            "rl2vla_jax.predict_action", f"--checkpoint={up.converted[False]}",
-            f"--image={path}", f"--instruction={instruction}", "--unnorm_key=bridge_orig",
-        )  # fmt: skip
-        assert result.returncode == 0, result.stderr[-3000:]
-        ours = json.loads(result.stdout.strip().splitlines()[-1])
-        assert ours["tokens"] == ref["tokens"], instruction
-        np.testing.assert_allclose(ours["logprobs"], ref["logprobs"], atol=TOLERANCE, rtol=0)
-        np.testing.assert_allclose(ours["entropies"], ref["entropies"], atol=TOLERANCE, rtol=0)
-        np.testing.assert_allclose(ours["action"], ref["action"], atol=1e-9, rtol=0)
+        _assert_predict_action_matches(up.converted[False], path, instruction, ref)
 
 
 def test_adapter_covers_what_openvla_finetuning_adapts(upstream):
