@@ -12,9 +12,10 @@ def _dense(fan_in: int, fan_out: int) -> int:
     return fan_in * fan_out + fan_out
 
 
-def _value_head(width: int, sizes) -> int:
+def _value_head(width: int, sizes, last_bias: bool = True) -> int:
     dims = (width, *sizes, 1)
-    return sum(_dense(a, b) for a, b in zip(dims[:-1], dims[1:]))
+    # RL4VLA's head (`critic.rl4vla_head`, used by :paper) has no bias on its last layer
+    return sum(_dense(a, b) for a, b in zip(dims[:-1], dims[1:])) - (0 if last_bias else 1)
 
 
 def _film(width: int, film_hidden: int) -> int:
@@ -51,7 +52,9 @@ def test_openvla_7b_evi_share_is_below_a_tenth_of_a_percent():
     counts = overhead.parameter_counts(paper)
     extra = _film(4096, 64)
     assert counts["evi_extra_params"] == extra == 532_608
-    assert counts["with_evi"]["params_critic"] == _value_head(4096, (512, 128)) + extra
+    assert paper.critic.rl4vla_head
+    head = _value_head(4096, (512, 128), last_bias=False)
+    assert counts["with_evi"]["params_critic"] == head + extra
     assert 7.0e9 < counts["without_evi"]["params_total"] < 8.0e9
     assert 0 < counts["evi_extra_share"] < 1e-3
 
