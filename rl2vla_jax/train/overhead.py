@@ -83,18 +83,24 @@ def random_rollout(spec: Rollout, model_cfg, seed: int) -> Rollout:
     )
 
 
-def _learn(config, hp, model_cfg, critic):
+def learn_step(config, hp, model_cfg, critic, out_shardings=None):
+    """The update jitted as the loop jits it: state donated, `out_shardings` (state, metrics)."""
     actor_tx, critic_tx = builders.optimizers(config)
     step = functools.partial(
         update_lib.update, hp, model_cfg, critic, actor_tx, critic_tx, config.optim.max_grad_norm
     )
-    return jax.jit(step, donate_argnums=0)
+    return jax.jit(step, out_shardings=out_shardings, donate_argnums=0)
 
 
 def compiled_bytes(learn, state, rollout) -> dict[str, int]:
-    """XLA's memory analysis of the update compiled for these (abstract) arguments. `total` =
-    argument + output + temp - alias (the donated state's buffers are reused for the output)."""
-    analysis = learn.lower(state, rollout).compile().memory_analysis()
+    """XLA's memory analysis of the update compiled for these (abstract) arguments."""
+    return memory_stats(learn.lower(state, rollout).compile())
+
+
+def memory_stats(compiled) -> dict[str, int]:
+    """Per-device bytes of a compiled executable. `total` = argument + output + temp - alias
+    (donated inputs' buffers are reused for the outputs): what the program needs while it runs."""
+    analysis = compiled.memory_analysis()
     out = {
         "argument": int(analysis.argument_size_in_bytes),
         "output": int(analysis.output_size_in_bytes),
@@ -105,7 +111,9 @@ def compiled_bytes(learn, state, rollout) -> dict[str, int]:
     return out
 
 
-def _arm(config, critic_name: str, horizon: int, num_envs: int):
+def build_arm(config, critic_name: str, horizon: int, num_envs: int):
+    """(config, hparams, model config, critic, abstract TrainState, abstract Rollout [horizon,
+    num_envs]) for `config` with `critic_name`: shapes only, nothing allocated."""
     config = arm_config(config, critic_name)
     hp = hparams.rl_hparams(config)
     model_cfg = loading.model_config(config)
@@ -126,7 +134,7 @@ def _counts(state) -> dict[str, int]:
 
 def parameter_counts(config) -> dict:
     """Both arms' counts from abstract shapes alone (nothing compiled or allocated)."""
-    arms = {arm: _counts(_arm(config, name, 1, 1)[4]) for arm, name in ARMS.items()}
+    arms = {arm: _counts(build_arm(config, name, 1, 1)[4]) for arm, name in ARMS.items()}
     return _finish(arms)
 
 
@@ -145,8 +153,8 @@ def measure_openvla_7b(config) -> dict:
     config.ppo.minibatch_size, config.ppo.grad_accum_steps, config.ppo.epochs = OPENVLA_7B_MINIBATCH, 1, 1
     arms = {}
     for arm, name in ARMS.items():
-        cfg, hp, model_cfg, critic, state, rollout = _arm(config, name, 1, OPENVLA_7B_MINIBATCH)
-        memory = compiled_bytes(_learn(cfg, hp, model_cfg, critic), state, rollout)
+        cfg, hp, model_cfg, critic, state, rollout = build_arm(config, name, 1, OPENVLA_7B_MINIBATCH)
+        memory = compiled_bytes(learn_step(cfg, hp, model_cfg, critic), state, rollout)
         arms[arm] = _counts(state) | {"update_compiled_bytes": memory["total"], "update_memory": memory}
     arms["shapes"] = {"minibatch": OPENVLA_7B_MINIBATCH, "param_dtype": config.model.param_dtype}
     return _finish(arms)
@@ -163,8 +171,8 @@ def measure_cpu(config, repeats: int = 7) -> dict:
     horizon, num_envs = config.env.max_episode_steps, config.env.num_envs
     arms, runs = {}, {}
     for arm, name in ARMS.items():
-        cfg, hp, model_cfg, critic, abstract, rollout_spec = _arm(config, name, horizon, num_envs)
-        learn = _learn(cfg, hp, model_cfg, critic)
+        cfg, hp, model_cfg, critic, abstract, rollout_spec = build_arm(config, name, horizon, num_envs)
+        learn = learn_step(cfg, hp, model_cfg, critic)
         memory = compiled_bytes(learn, abstract, rollout_spec)
         arms[arm] = _counts(abstract) | {"update_compiled_bytes": memory["total"], "update_memory": memory}
         state = builders.initial_state(cfg, hp, model_cfg, critic)
