@@ -6,8 +6,10 @@ Presets: `cpu` (224 px, 14 px patches, narrow layers) and `px64` (SFT's 64 px ca
 1.8M base params, 48-token prompts). Two workloads (float32, LoRA r=32 alpha=16 on the Linears of
 the towers' blocks, projector and LLM layers; with --all_targets also on lm_head and the
 patch-embedding convs, as OpenVLA's fine-tuning does):
-  train:  forward + backward of the action-token cross-entropy (teacher-forced 7 tokens,
-          logits over the 256 action bins), gradients w.r.t. the LoRA factors only;
+  train:  forward + backward of the LoRA PPO loss: clipped surrogate on the summed log-prob of
+          the teacher-forced 7 action tokens (logits over the 256 bins) plus the clipped Huber
+          value loss of a value head on the last prompt position's hidden state; gradients
+          w.r.t. the LoRA factors and the value head;
   sample: batched greedy 7-token action sampling: one prefill + KV-cached decode steps.
 PyTorch: timm towers + transformers LlamaForCausalLM wrapped by PEFT (HF DynamicCache for
 decoding, `logits_to_keep=1`); JAX: rl2vla_jax.policy.sampling, jitted (compile excluded: warm-up).
@@ -42,6 +44,8 @@ from rl2vla_jax.convert import openvla_hf, peft_adapter
 from rl2vla_jax.convert import torch_reference as ref
 from rl2vla_jax.models import lora as lora_lib
 from rl2vla_jax.policy import sampling
+from rl2vla_jax.rl import entropy as entropy_lib
+from rl2vla_jax.rl import losses
 
 PRESETS = {
     # ~1 s per training step on 2 CPU cores: real patch count (224 px / 14 = 256), narrow layers.
@@ -72,6 +76,8 @@ PRESETS = {
     ),
 }
 PROMPT_LEN = {"cpu": 24, "px64": 48}
+CLIP_EPS, HUBER_DELTA = 0.2, 10.0  # the config's ppo.clip_eps (also the value clip) and ppo.huber_delta
+CRITIC_WIDTH = 64  # the value head's hidden layer
 
 
 def matmul_peak_gflops(n=2048, repeats=10):
@@ -91,7 +97,8 @@ def matmul_peak_gflops(n=2048, repeats=10):
 def interleaved_medians(jax_fn, torch_fn, repeats):
     """Alternate JAX and PyTorch runs so a shared machine's load hits both alike.
 
-    Returns (median JAX s, median PyTorch s, median of the per-pair PyTorch/JAX ratios)."""
+    Returns (median JAX s, median PyTorch s, median of the per-pair PyTorch/JAX ratios) and
+    the per-run times (JAX list, PyTorch list)."""
     jax_fn(), torch_fn()  # warm-up (compiles JAX; lets torch allocate)
     jax_times, torch_times = [], []
     for _ in range(repeats):
@@ -100,7 +107,8 @@ def interleaved_medians(jax_fn, torch_fn, repeats):
             fn()
             times.append(time.perf_counter() - start)
     ratios = [t / j for j, t in zip(jax_times, torch_times, strict=True)]
-    return statistics.median(jax_times), statistics.median(torch_times), statistics.median(ratios)
+    medians = statistics.median(jax_times), statistics.median(torch_times), statistics.median(ratios)
+    return medians, (jax_times, torch_times)
 
 
 def main():
@@ -161,51 +169,85 @@ def main():
     t_ids, t_actions = torch.from_numpy(ids).long(), torch.from_numpy(actions).long()
     begin, end = cfg.action_token_begin, cfg.action_token_end
 
-    # --- train step: loss over the 7 action tokens, grads of LoRA factors only ---
+    # --- train step: the LoRA PPO loss, grads of LoRA factors and the critic ---
+    # Clipped surrogate on the summed 7-token log-prob (rl2vla_jax.rl.losses) plus the clipped
+    # Huber value loss of a value head on the hidden state at the last prompt position (as
+    # update.minibatch_loss); the PyTorch side computes the same equations on the same weights.
+    old_log_prob = (rng.normal(size=b) - 38.0).astype(np.float32)
+    advantage = rng.normal(size=b).astype(np.float32)
+    old_value, returns = rng.normal(size=(2, b)).astype(np.float32)
+    width = cfg.llm.hidden_size
+    head = {
+        "w1": (rng.normal(size=(width, CRITIC_WIDTH)) / np.sqrt(width)).astype(np.float32),
+        "b1": np.zeros(CRITIC_WIDTH, np.float32),
+        "w2": (rng.normal(size=(CRITIC_WIDTH, 1)) / np.sqrt(CRITIC_WIDTH)).astype(np.float32),
+        "b2": np.zeros(1, np.float32),
+    }
     mask_tree = lora_lib.lora_mask(params)
     trainable = jax.tree_util.tree_map(lambda x, m: x if m else None, params, mask_tree)
     frozen = jax.tree_util.tree_map(lambda x, m: None if m else x, params, mask_tree)
 
     def loss_of(model_cfg):
-        def loss(trainable, frozen):
+        def loss(trainable, critic, frozen):
             full = jax.tree_util.tree_map(
                 lambda a, f: f if a is None else a, trainable, frozen, is_leaf=lambda x: x is None
             )
-            logits, _ = sampling.action_logits_and_hidden(full, model_cfg, pixels, ids, mask, actions)
-            log_p = jax.nn.log_softmax(logits, -1)
-            return -jnp.take_along_axis(log_p, actions[..., None], -1).mean()
+            logits, hidden = sampling.action_logits_and_hidden(full, model_cfg, pixels, ids, mask, actions)
+            log_prob = entropy_lib.action_log_prob(logits, actions)
+            value = (jnp.tanh(hidden @ critic["w1"] + critic["b1"]) @ critic["w2"] + critic["b2"])[:, 0]
+            policy_loss = losses.ppo_policy_loss(log_prob, old_log_prob, advantage, CLIP_EPS)
+            return policy_loss + losses.value_loss(value, old_value, returns, CLIP_EPS, HUBER_DELTA)
 
         return loss
 
     jax_loss = loss_of(cfg)
+    jax_head = jax.tree_util.tree_map(jnp.asarray, head)
 
-    jax_grad = jax.jit(jax.value_and_grad(jax_loss))
-    jax_train = lambda: jax.block_until_ready(jax_grad(trainable, frozen))
+    jax_grad = jax.jit(jax.value_and_grad(jax_loss, argnums=(0, 1)))
+    jax_train = lambda: jax.block_until_ready(jax_grad(trainable, jax_head, frozen))
     jax_forward = jax.jit(jax_loss)
-    jax_fwd = lambda: jax.block_until_ready(jax_forward(trainable, frozen))
+    jax_fwd = lambda: jax.block_until_ready(jax_forward(trainable, jax_head, frozen))
 
     # XLA's cost_analysis counts a scan's body once: count FLOPs on a copy with every layer unrolled.
     unrolled = loss_of(cfg.replace(scan_unroll=max(cfg.llm.num_layers, cfg.dino.depth, cfg.siglip.depth)))
-    step_flops = lambda fn: jax.jit(fn).lower(trainable, frozen).compile().cost_analysis()["flops"]
-    train_flops = step_flops(jax.value_and_grad(unrolled))
+    step_flops = lambda fn: jax.jit(fn).lower(trainable, jax_head, frozen).compile().cost_analysis()["flops"]
+    train_flops = step_flops(jax.value_and_grad(unrolled, argnums=(0, 1)))
     forward_flops = step_flops(unrolled)
+
+    t_head = {k: torch.from_numpy(v).requires_grad_() for k, v in head.items()}
+    t_old_log_prob, t_advantage, t_old_value, t_returns = map(
+        torch.from_numpy, (old_log_prob, advantage, old_value, returns)
+    )
+
+    def torch_huber(x):
+        small = x.abs() <= HUBER_DELTA
+        return torch.where(small, 0.5 * x**2, HUBER_DELTA * (x.abs() - 0.5 * HUBER_DELTA))
+
+    def torch_loss():
+        embeds = torch_model.input_embeddings(t_pixels, torch.cat([t_ids, t_actions + begin], 1))
+        hidden = torch_model.language_model.model(inputs_embeds=embeds).last_hidden_state
+        start = args.prompt_len - 1 + cfg.num_patches
+        logits = hidden[:, start : start + 7] @ torch_model.language_model.lm_head.weight[begin:end].T
+        log_prob = logits.log_softmax(-1).gather(-1, t_actions[..., None])[..., 0].sum(-1)
+        ratio = torch.exp(log_prob - t_old_log_prob)
+        clipped = ratio.clamp(1 - CLIP_EPS, 1 + CLIP_EPS) * t_advantage
+        policy_loss = -torch.minimum(ratio * t_advantage, clipped).mean()
+        value = (torch.tanh(hidden[:, start] @ t_head["w1"] + t_head["b1"]) @ t_head["w2"] + t_head["b2"])[
+            :, 0
+        ]
+        value_clipped = t_old_value + (value - t_old_value).clamp(-CLIP_EPS, CLIP_EPS)
+        value_loss = torch.maximum(torch_huber(t_returns - value), torch_huber(t_returns - value_clipped))
+        return policy_loss + value_loss.mean()
 
     def torch_train():
         peft_model.zero_grad(set_to_none=True)
-        embeds = torch_model.input_embeddings(t_pixels, torch.cat([t_ids, t_actions + begin], 1))
-        hidden = torch_model.language_model.model(inputs_embeds=embeds).last_hidden_state
-        start = args.prompt_len - 1 + cfg.num_patches
-        logits = hidden[:, start : start + 7] @ torch_model.language_model.lm_head.weight[begin:end].T
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 256), t_actions.reshape(-1))
-        loss.backward()
+        for p in t_head.values():
+            p.grad = None
+        torch_loss().backward()
 
     @torch.no_grad()
     def torch_forward():
-        embeds = torch_model.input_embeddings(t_pixels, torch.cat([t_ids, t_actions + begin], 1))
-        hidden = torch_model.language_model.model(inputs_embeds=embeds).last_hidden_state
-        start = args.prompt_len - 1 + cfg.num_patches
-        logits = hidden[:, start : start + 7] @ torch_model.language_model.lm_head.weight[begin:end].T
-        return torch.nn.functional.cross_entropy(logits.reshape(-1, 256), t_actions.reshape(-1))
+        return torch_loss()
 
     # --- batched greedy sampling ---
     key = jax.random.key(0)
@@ -229,13 +271,16 @@ def main():
                 )
         return torch.stack(tokens, 1)
 
-    # Same greedy tokens from both before timing anything.
+    # Same greedy tokens and the same PPO loss from both before timing anything.
     same = np.array_equal(np.asarray(jax_sample()["tokens"]), torch_sample().numpy())
-    rows = []
+    loss_difference = abs(float(jax_forward(trainable, jax_head, frozen)) - float(torch_forward()))
+    rows, runs = [], []
     for name, jax_fn, torch_fn in (("train step (fwd+bwd, LoRA)", jax_train, torch_train),
                                    ("forward only (same loss)", jax_fwd, torch_forward),
                                    ("sample 7 tokens (greedy)", jax_sample, torch_sample)):  # fmt: skip
-        rows.append((name, *interleaved_medians(jax_fn, torch_fn, args.repeats)))
+        medians, times = interleaved_medians(jax_fn, torch_fn, args.repeats)
+        rows.append((name, *medians))
+        runs.append(times)
     peak = max(peak_before, matmul_peak_gflops())
     (_, t_train, torch_t_train, train_ratio), (_, t_fwd, torch_t_fwd, _) = rows[:2]
     _, t_sample, torch_t_sample, sample_ratio = rows[2]
@@ -274,6 +319,11 @@ def main():
         "params": n_params,
         "lora_params": n_lora,
         "greedy_tokens_identical": bool(same),
+        "ppo_loss_abs_difference": loss_difference,
+        "jax_train_step_runs_s": runs[0][0],
+        "torch_train_step_runs_s": runs[0][1],
+        "jax_sample_runs_s": runs[2][0],
+        "torch_sample_runs_s": runs[2][1],
         "load_average": os.getloadavg(),
     }
     print(f"JAX train step {t_train * 1e3:.0f} ms = {t_train / t_fwd:.2f}x its forward ({t_fwd * 1e3:.0f} ms); "
