@@ -30,6 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # roofline_7b's 
 from roofline_7b import forward_flops  # noqa: E402
 
 from configs import film_evi  # noqa: E402
+from rl2vla_jax import files  # noqa: E402
 from rl2vla_jax.models.init import param_shapes  # noqa: E402
 from rl2vla_jax.policy.act import make_act  # noqa: E402
 from rl2vla_jax.train import builders, compiled_memory, overhead  # noqa: E402
@@ -166,10 +167,7 @@ def main():
         parser.error(f"--json={args.json}: its folder does not exist")
     report = run(args.model, args.envs, args.minibatch, args.repeats)
     print(json.dumps(report, indent=1), flush=True)
-    tmp = f"{args.json}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(report, f, indent=1)
-    os.replace(tmp, args.json)
+    files.write_json(args.json, report)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ if _FLAG not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_FLAG}=8".strip()
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import resource  # noqa: E402
 import time  # noqa: E402
 
@@ -28,6 +27,7 @@ import jax  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # repo root: `configs`
 from configs import film_evi  # noqa: E402
+from rl2vla_jax import files  # noqa: E402
 from rl2vla_jax.train import compiled_memory  # noqa: E402
 from rl2vla_jax.validation import REMAT_POLICIES  # noqa: E402
 
@@ -80,10 +80,7 @@ def main():
         f"wall {report['wall_s']:.0f} s, peak RSS {report['peak_rss_bytes'] / 2**30:.2f} GiB"
     )
     if args.json:
-        tmp = f"{args.json}.tmp-{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump(report, f, indent=1)
-        os.replace(tmp, args.json)
+        files.write_json(args.json, report)
 
 
 if __name__ == "__main__":

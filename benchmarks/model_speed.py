@@ -29,7 +29,6 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import statistics
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -40,6 +39,7 @@ import numpy as np  # noqa: E402
 import peft  # noqa: E402
 import torch  # noqa: E402
 
+from rl2vla_jax import files
 from rl2vla_jax.convert import openvla_hf, peft_adapter
 from rl2vla_jax.convert import torch_reference as ref
 from rl2vla_jax.models import lora as lora_lib
@@ -331,8 +331,7 @@ def main():
           f"{100 * figures['update_mfu']:.1f}% of the {peak:.1f} GFLOP/s fp32 matmul peak; "
           f"load average {os.getloadavg()[0]:.2f}")  # fmt: skip
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(figures, f, indent=2)
+        files.write_json(args.json, figures)
 
 
 if __name__ == "__main__":

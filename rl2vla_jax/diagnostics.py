@@ -12,7 +12,7 @@ import os
 
 from absl import flags
 
-from rl2vla_jax import cli
+from rl2vla_jax import cli, files
 
 _RUN = flags.DEFINE_string("run", None, "A training run directory or an evaluation folder.")
 _OUT = flags.DEFINE_string("out", None, "Folder for diagnostics.md, diagnostics.json and the plots.")
@@ -32,10 +32,7 @@ def main(argv):
     plots = diagnostic_plots.write_plots(_OUT.value, result, columns)
     text = diagnostics.markdown(result, _RUN.value, plots)
     for name, content in (("diagnostics.json", diagnostics.to_json(result)), ("diagnostics.md", text)):
-        tmp = os.path.join(_OUT.value, f"{name}.tmp-{os.getpid()}")
-        with open(tmp, "w") as f:
-            f.write(content)
-        os.replace(tmp, os.path.join(_OUT.value, name))
+        files.write_text(os.path.join(_OUT.value, name), content)
     print(text)
     print(f"[diagnostics] {_OUT.value}: diagnostics.md, diagnostics.json, {', '.join(plots)}")
 

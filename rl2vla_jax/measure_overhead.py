@@ -7,13 +7,12 @@ and update latency. Prints a Markdown table; --out writes the JSON
 {"cpu": {...}, "openvla_7b": {...}} (see rl2vla_jax/train/overhead.py).
 """
 
-import json
 import os
 
 from absl import flags
 from ml_collections import config_flags
 
-from rl2vla_jax import cli
+from rl2vla_jax import cli, files
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "RL config file (its CPU scale is measured).")
 _OUT = flags.DEFINE_string("out", None, "JSON file to write.")
@@ -41,10 +40,7 @@ def main(argv):
         report["openvla_7b"] = overhead.measure_openvla_7b(paper)
     print(overhead.markdown_table(report), flush=True)
     if _OUT.value:
-        tmp = f"{_OUT.value}.tmp-{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump(report, f, indent=1)
-        os.replace(tmp, _OUT.value)
+        files.write_json(_OUT.value, report)
         print(f"[measure_overhead] wrote {_OUT.value}")
 
 

@@ -12,6 +12,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1] / "rl2vla_jax"
 # package -> the rl2vla_jax packages (top-level names) it may import besides itself.
 ALLOWED = {
     "validation": set(),
+    "files": set(),
     "video": set(),
     "mesh": {"validation"},
     "models": set(),
@@ -22,7 +23,7 @@ ALLOWED = {
     "envs": {"data", "validation", "video", "cli"},
     # The checkpoint module reaches the converter for PEFT adapters only (with_lora).
     "checkpoints": {"models", "data", "validation", "convert"},
-    "policy": {"models", "rl", "data", "checkpoints", "validation"},
+    "policy": {"models", "rl", "data", "checkpoints", "validation", "files"},
     "convert": {"models", "data", "checkpoints", "validation"},
     "train": {
         "models",
@@ -36,9 +37,20 @@ ALLOWED = {
         "video",
         "cli",
         "config_base",
+        "files",
     },
     "sft": {"models", "data", "policy", "checkpoints", "mesh", "validation", "cli", "config_base"},
-    "evaluation": {"data", "policy", "checkpoints", "envs", "validation", "video", "cli", "config_base"},
+    "evaluation": {
+        "data",
+        "policy",
+        "checkpoints",
+        "envs",
+        "validation",
+        "video",
+        "cli",
+        "config_base",
+        "files",
+    },
 }
 # `cli` (one error line, exit 2) sits just above `validation`; packages with a __main__ use it.
 ENTRY_POINTS = {

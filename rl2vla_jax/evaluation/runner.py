@@ -23,7 +23,7 @@ import time
 import jax
 import numpy as np
 
-from rl2vla_jax import checkpoints, config_base
+from rl2vla_jax import checkpoints, config_base, files
 from rl2vla_jax.policy import episodes as episodes_lib
 from rl2vla_jax.policy import loading
 from rl2vla_jax.policy import records as records_lib
@@ -74,13 +74,6 @@ def conditions(config, checkpoint: str, overrides: dict) -> dict:
     return chosen | {k: v for k, v in overrides.items() if v is not None}
 
 
-def _write_json(path: str, data) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1)
-    os.replace(tmp, path)
-
-
 def prepare_folder(out: str, options: Options, create: bool = True) -> None:
     """Check that the evaluation stored in OUT is this one (resume), or create OUT."""
     path = os.path.join(out, "evaluation.json")
@@ -99,7 +92,7 @@ def prepare_folder(out: str, options: Options, create: bool = True) -> None:
             )
     elif create:
         os.makedirs(os.path.join(out, "settings"), exist_ok=True)
-        _write_json(path, options.to_dict())
+        files.write_json(path, options.to_dict())
 
 
 def episode_seed(seed: int, episode: int) -> int:
@@ -153,7 +146,7 @@ def run_setting(config, actor, params, setting, options: Options, out: str, vide
     records_lib.write_records(
         os.path.join(out, records_lib.RECORDS_FOLDER, f"{setting.setting}.npz"), records_lib.concat(records)
     )
-    _write_json(os.path.join(out, "settings", f"{setting.setting}.json"), result)
+    files.write_json(os.path.join(out, "settings", f"{setting.setting}.json"), result)
     return result
 
 

@@ -20,6 +20,7 @@ import os
 
 import numpy as np
 
+from rl2vla_jax import files
 from rl2vla_jax.rl import advantages as adv_lib
 
 RECORDS_FOLDER = "records"  # in a run's workdir and in an evaluation's results folder
@@ -77,10 +78,8 @@ def concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 def write_records(path: str, columns: dict[str, np.ndarray]) -> None:
     """Atomically (temp file + rename): a reader never sees half a file."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
+    with files.replacing(path, "wb") as f:
         np.savez_compressed(f, **columns)
-    os.replace(tmp, path)
 
 
 def read_records(paths) -> dict[str, np.ndarray]:

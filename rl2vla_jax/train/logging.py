@@ -1,9 +1,10 @@
 """Run logging: TensorBoard events (W&B optional), NaN checks, the end-of-run summary table."""
 
-import contextlib
 import csv
 import math
 import os
+
+from rl2vla_jax import files
 
 SUMMARY_COLUMNS = (
     ("iteration", "iter", "{:d}"),
@@ -82,10 +83,10 @@ class RunLogger:
         table = "\n".join(lines)
         if not self.enabled:
             return table
-        with _replacing(os.path.join(self.workdir, "summary.md")) as f:
+        with files.replacing(os.path.join(self.workdir, "summary.md")) as f:
             f.write(table + "\n")
         keys = sorted({k for row in self.rows for k in row})
-        with _replacing(os.path.join(self.workdir, "summary.csv")) as f:
+        with files.replacing(os.path.join(self.workdir, "summary.csv")) as f:
             writer = csv.DictWriter(f, fieldnames=keys)
             writer.writeheader()
             writer.writerows(self.rows)
@@ -96,12 +97,3 @@ class RunLogger:
             self.writer.close()
         if self.wandb is not None:
             self.wandb.finish()
-
-
-@contextlib.contextmanager
-def _replacing(path: str):
-    """Write `path` through a temporary sibling renamed over it once complete."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", newline="") as f:
-        yield f
-    os.replace(tmp, path)

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from rl2vla_jax import checkpoints, cli, config_base
+from rl2vla_jax import checkpoints, cli, config_base, files
 from rl2vla_jax import mesh as mesh_lib
 from rl2vla_jax.data.norm_stats import select_stats
 from rl2vla_jax.data.prompt import load_tokenizer, tiny_tokenizer
@@ -83,10 +83,7 @@ def write_run_description(workdir: str, config) -> None:
         "process_count": jax.process_count(),
         "env_steps_per_iteration": config.env.num_envs * config.env.max_episode_steps * jax.process_count(),
     }
-    tmp = os.path.join(workdir, f"{RUN_FILE}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(description, f, indent=1)
-    os.replace(tmp, os.path.join(workdir, RUN_FILE))
+    files.write_json(os.path.join(workdir, RUN_FILE), description)
 
 
 def train(config, workdir: str) -> dict:
