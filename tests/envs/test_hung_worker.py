@@ -3,9 +3,11 @@ episode is marked, dropped from the means and counted; the other envs and the ne
 
 import time
 
+import jax
 import numpy as np
 
 from rl2vla_jax.envs import vector_env
+from rl2vla_jax.policy import episodes as episodes_lib
 from rl2vla_jax.policy.episodes import Episodes
 from tests.envs import fake_worker
 
@@ -64,3 +66,58 @@ def test_dropped_episodes_leave_the_means_and_are_counted():
     assert stats["success"] == 2 / 3 and stats["episode_length"] == 13.0
     episodes.dropped = np.ones(5, bool)
     assert episodes.stats()["success"] == 0.0 and episodes.stats()["episodes_dropped"] == 5.0
+
+
+def test_a_hung_episode_is_invalid_in_the_rollout(monkeypatch):
+    # run_episodes on the stand-in worker with a scripted actor: env 1 hangs at step 1 (of 4).
+    # Its whole episode, the steps before the hang included, is marked invalid for the update,
+    # and the rollout means leave it out.
+    monkeypatch.setattr(vector_env, "worker_main", fake_worker.worker_main)
+    monkeypatch.setattr(
+        episodes_lib,
+        "encode_prompts",
+        lambda tokenizer, texts, length, vocab_size: (
+            np.zeros((len(texts), length), np.int32),
+            np.ones((len(texts), length), bool),
+        ),
+    )
+    entropy = np.array([1.0, 100.0, 3.0], np.float32)  # env 1's would dominate any mean it entered
+
+    def act(policy_params, critic_params, images, prompt_ids, prompt_mask, rng, temperature):
+        token_log_probs = np.full((3, 7), -0.5, np.float32)
+        return {
+            "tokens": np.zeros((3, 7), np.int32),
+            "token_log_probs": token_log_probs,
+            "log_prob": token_log_probs.sum(-1),
+            "value": np.zeros(3, np.float32),
+            "entropy": entropy,
+            "entropies": np.repeat(entropy[:, None], 7, axis=1),
+            "descriptor": entropy,
+        }
+
+    calls = []
+
+    def decoder(tokens):
+        actions = np.full((3, 7), 0.25, np.float32)
+        if len(calls) == 1:
+            actions[1, 0] = fake_worker.HANG
+        calls.append(1)
+        return actions
+
+    env = vector_env.CpuVectorEnv("fake", 3, fake_worker.SIZE, 4, seed=11, step_timeout_s=0.5)
+    try:
+        actor = episodes_lib.Actor(env, act, None, decoder, fake_worker.SIZE, 5, 448)
+        episodes = episodes_lib.run_episodes(
+            actor, None, None, [1, 2, 3], jax.random.PRNGKey(0), 1.0, record=True
+        )
+    finally:
+        env.close()
+    np.testing.assert_array_equal(episodes.dropped, [False, True, False])
+    rollout = episodes_lib.to_rollout(episodes, [0, 1, 2])
+    np.testing.assert_array_equal(rollout.valid, np.array([[1.0, 0.0, 1.0]] * 4, np.float32))
+    np.testing.assert_array_equal(rollout.dones[:, 1], [0.0, 1.0, 1.0, 1.0])  # what the env reports
+    assert rollout.token_log_probs.shape == (4, 3, 7)
+    np.testing.assert_allclose(rollout.log_probs, np.full((4, 3), -3.5))
+    stats = episodes.stats()
+    assert stats["episodes_dropped"] == 1.0 and stats["policy_entropy"] == 2.0
+    assert stats["return"] == 4 * 0.25  # the fake env's reward is action[1]
