@@ -199,6 +199,11 @@ def rl(arg) -> ml_collections.ConfigDict:
     # True: bootstrap V(s_T) at the time limit (a truncation is not a termination); False:
     # RL4VLA's mask = 0 at the 80-step limit, nothing bootstrapped.
     c.ppo.bootstrap_truncation = True
+    # PPO's ratio: "action" (one of the whole action) or "token" (one per token, each clipped);
+    # the surrogate's 7 token columns averaged ("mean") or summed ("sum"). RL4VLA = action + sum:
+    # its buffer holds the action's log-prob in all 7 columns, so its loss is 7x ours.
+    c.ppo.ratio = "action"
+    c.ppo.token_reduction = "mean"
     c.ppo.epochs = 1
     c.ppo.minibatch_size = 5
     c.ppo.grad_accum_steps = 2
@@ -235,6 +240,7 @@ def rl(arg) -> ml_collections.ConfigDict:
         c.ppo.minibatch_size = 8
         c.ppo.grad_accum_steps = 20
         c.ppo.bootstrap_truncation = False
+        c.ppo.token_reduction = "sum"
         c.critic.rl4vla_head = True
         c.train.iterations = 300
         c.train.checkpoint_every = 10

@@ -17,6 +17,10 @@ CRITICS = ("value_head", "entropy_concat", "film_evi")
 GRPO_ADVANTAGES = ("group", "buffer_rewards")
 # grpo_s: which envs share one initial state, each "group" (ours) or the whole "batch" (RL4VLA).
 SAME_INIT = ("group", "batch")
+# PPO's ratio: one of the whole action (ours) or one per token; the surrogate's token columns
+# averaged (ours) or summed (RL4VLA, whose 7 columns all hold the action's ratio).
+PPO_RATIOS = ("action", "token")
+TOKEN_REDUCTIONS = ("mean", "sum")
 DESCRIPTOR_MODES = ("mean", "sum")
 DESCRIPTOR_TOKENS = ("all", "first")  # which token entropies feed the EVI descriptor
 ENV_BACKENDS = ("cpu", "gpu")

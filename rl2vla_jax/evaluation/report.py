@@ -8,7 +8,8 @@
   summary.png                    bar plot of success per setting and category, 95% CI error bars
 
 With a comparison (`--compare`) every table gets the other policy's success and the difference
-(this - other) with Newcombe's 95% interval.
+(this - other) with Newcombe's 95% interval. Episodes whose simulator crashed or hung are in no
+rate: `episodes` counts the scored ones, `crashed` the others (summary.md lists them).
 Intervals: rl2vla_jax/evaluation/intervals.py (Wilson for rates, Student t for returns).
 """
 
@@ -51,6 +52,11 @@ def _episodes(result: dict, metric: str) -> np.ndarray:
     return np.concatenate([np.asarray(seed[metric], np.float64) for seed in result["seeds"].values()])
 
 
+def _crashed(result: dict) -> int:
+    """Episodes not scored because their simulator crashed or hung (none in older results)."""
+    return sum(len(seed.get("crashed_seeds", ())) for seed in result["seeds"].values())
+
+
 def per_seed_rows(results: dict[str, dict]) -> list[dict]:
     rows = []
     for name, result in results.items():
@@ -62,7 +68,11 @@ def per_seed_rows(results: dict[str, dict]) -> list[dict]:
                 "seed": int(seed),
             }
             row["episodes"] = len(episodes["success"])
-            row |= {metric: float(np.mean(episodes[metric])) for metric in METRICS}
+            row["crashed"] = len(episodes.get("crashed_seeds", ()))
+            nan = float("nan")  # every episode of the seed crashed
+            row |= {
+                metric: float(np.mean(episodes[metric])) if episodes[metric] else nan for metric in METRICS
+            }
             rows.append(row)
     return rows
 
@@ -93,6 +103,7 @@ def summary_rows(results: dict[str, dict], other: dict[str, dict] | None = None)
         values = {m: np.concatenate([_episodes(results[s], m) for s in members]) for m in METRICS}
         n = len(values["success"])
         row["episodes"] = n
+        row["crashed"] = sum(_crashed(results[s]) for s in members)
         for metric in ("success", "success_once"):
             row[metric] = float(values[metric].mean())
             row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = intervals.wilson_interval(
@@ -138,6 +149,16 @@ def markdown(rows: list[dict], label: str, other_label: str | None) -> str:
             else:
                 cells += ["", ""]
         lines.append("| " + " | ".join(cells) + " |")
+    crashed = [
+        (row["name"], row["crashed"]) for row in rows if row["kind"] == "setting" and row.get("crashed")
+    ]
+    if crashed:
+        listed = ", ".join(f"{name}: {count}" for name, count in crashed)
+        lines += [
+            "",
+            f"{sum(c for _, c in crashed)} episode(s) crashed or hung in the simulator (worker restarted) "
+            f"and are left out of every rate and count above ({listed}).",
+        ]
     lines += ["", "Success in RL4VLA's table layout (%, mean over seeds and episodes):", ""]
     lines += rl4vla_layout(rows, label, other_label if compare else None)
     return "\n".join(lines) + "\n"

@@ -4,7 +4,9 @@ Results folder OUT:
   evaluation.json            what was evaluated (checkpoint, suite, seeds, episodes, temperature, ...)
   settings/<setting>.json    per seed: per-episode success (at the last step), success_once and
                              return; written to a temp file and renamed, so a killed evaluation
-                             leaves whole settings only; a rerun skips those (resume).
+                             leaves whole settings only; a rerun skips those (resume). Episodes
+                             whose simulator worker crashed or hung are not scored: their seeds
+                             are listed under `crashed_seeds`, out of every rate.
   videos/<setting>_<k>.mp4   the first episodes of the first seed (camera frames)
   records/<setting>.npz      per-sample records of every scored episode (policy/records.py), with
                              the checkpoint's critic's values when it has one (else V = 0)
@@ -107,7 +109,13 @@ def run_setting(config, actor, params, setting, options: Options, out: str, vide
     result = {"setting": setting.setting, "category": setting.category, "split": setting.split, "seeds": {}}
     clock = time.perf_counter()
     for seed_index, seed in enumerate(options.seeds):
-        per_episode = {"episode_seed": [], "success": [], "success_once": [], "return": []}
+        per_episode = {
+            "episode_seed": [],
+            "success": [],
+            "success_once": [],
+            "return": [],
+            "crashed_seeds": [],
+        }
         for first in range(0, options.episodes, num_envs):
             count = min(num_envs, options.episodes - first)
             seeds = [episode_seed(seed, first + i) for i in range(num_envs)]  # spare envs run, unscored
@@ -129,15 +137,21 @@ def run_setting(config, actor, params, setting, options: Options, out: str, vide
                 episodes.steps, episodes.bootstrap_value, episodes.success, seeds, gamma, lam,
                 setting.setting, setting.category,
             )  # fmt: skip
-            scored = columns["env"] < count
+            # A crashed or hung episode says nothing about the policy: counted, never scored.
+            crashed = (
+                np.zeros(num_envs, bool) if episodes.dropped is None else np.asarray(episodes.dropped, bool)
+            )
+            scored = (columns["env"] < count) & ~crashed[columns["env"]]
             records.append({key: value[scored] for key, value in columns.items()})
-            per_episode["episode_seed"] += seeds[:count]
+            kept = [i for i in range(count) if not crashed[i]]
+            per_episode["episode_seed"] += [seeds[i] for i in kept]
+            per_episode["crashed_seeds"] += [seeds[i] for i in range(count) if crashed[i]]
             for key, values in (
                 ("success", episodes.success),
                 ("success_once", episodes.success_once),
                 ("return", episodes.returns),
             ):
-                per_episode[key] += [float(v) for v in values[:count]]
+                per_episode[key] += [float(values[i]) for i in kept]
             for k, clip in enumerate(episodes.frames):
                 write_video(os.path.join(out, "videos", f"{setting.setting}_{k}.mp4"), clip)
         result["seeds"][str(seed)] = per_episode
@@ -207,9 +221,11 @@ def evaluate(config, checkpoint: str, settings, options: Options, out: str, log=
         finally:
             env.close()
         results[setting.setting] = result
-        rates = [np.mean(v["success"]) for v in result["seeds"].values()]
+        rates = [np.mean(v["success"]) for v in result["seeds"].values() if v["success"]]
+        crashed = sum(len(v["crashed_seeds"]) for v in result["seeds"].values())
         log(
-            f"[eval] {index + 1}/{len(todo)} {setting.setting}: success {np.mean(rates):.3f} "
+            f"[eval] {index + 1}/{len(todo)} {setting.setting}: success {np.mean(rates) if rates else float('nan'):.3f} "
             f"({len(options.seeds)} seed(s) x {options.episodes} episodes, {time.perf_counter() - clock:.0f} s)"
+            + (f"; {crashed} episode(s) crashed or hung, not scored" if crashed else "")
         )
     return results

@@ -29,8 +29,8 @@ def act(
     temperature: float | jax.Array,
 ) -> dict[str, Any]:
     """images uint8 [B, S, S, 3] at the model's size; prompts right-padded [B, L].
-    Returns tokens [B, 7] (bin indices), log_prob [B] (summed over the 7 tokens at
-    `temperature`), entropy [B] (mean token entropy), entropies [B, 7], descriptor [B] (the
+    Returns tokens [B, 7] (bin indices), token_log_probs [B, 7] (at `temperature`), log_prob [B]
+    (their sum), entropy [B] (mean token entropy), entropies [B, 7], descriptor [B] (the
     critic's entropy input, always detached here), value [B] (zeros without a critic)."""
     out = sample_actions(
         policy_params, model_config, pixel_values(images), prompt_ids, prompt_mask, rng, temperature
@@ -42,6 +42,7 @@ def act(
         value = critic.apply({"params": critic_params}, out["hidden"], descriptor)
     return {
         "tokens": out["tokens"],
+        "token_log_probs": out["log_probs"],
         "log_prob": jnp.sum(out["log_probs"], axis=-1),
         "entropy": jnp.mean(out["entropies"], axis=-1),
         "entropies": out["entropies"],

@@ -29,12 +29,18 @@ class Rollout:
     prompt_ids: jax.Array  # int32 [T, B, L], right-padded
     prompt_mask: jax.Array  # bool [T, B, L]
     tokens: jax.Array  # int32 [T, B, 7] action bin indices
-    log_probs: jax.Array  # float32 [T, B] summed over tokens at the sampling temperature
+    token_log_probs: jax.Array  # float32 [T, B, 7] each token's, at the sampling temperature
     values: jax.Array  # float32 [T, B] (zeros without a critic)
     rewards: jax.Array  # float32 [T, B]
     dones: jax.Array  # float32 [T, B] terminations
     bootstrap_value: jax.Array  # float32 [B]: V of the state after the last step
     group_ids: jax.Array  # int32 [B] GRPO groups
+    valid: jax.Array  # float32 [T, B]: 0 for the samples of a dropped (crashed or hung) episode
+
+    @property
+    def log_probs(self) -> jax.Array:
+        """float32 [T, B]: the whole action's log-prob, summed over its tokens."""
+        return self.token_log_probs.sum(axis=-1)
 
     def env_axes(self) -> Rollout:
         """Which axis of each field indexes the envs (for splitting a batch over devices)."""
@@ -63,8 +69,8 @@ class Episodes:
     (time-major host arrays for a `Rollout`) and `bootstrap_value` only when recorded;
     `frames[k]` the horizon + 1 camera frames of env k for videos; `seconds` per phase.
     `dropped` [B]: episodes whose simulator worker crashed or hung (the env restarts it): left
-    out of the means, counted in `episodes_dropped`. Their transitions up to the failure stay in
-    the rollout, the episode ending there (terminated), like any terminal state."""
+    out of the means, counted in `episodes_dropped`, and marked invalid in the `Rollout`, so
+    that none of their transitions trains the policy or the critic."""
 
     success: np.ndarray
     success_once: np.ndarray
@@ -82,6 +88,8 @@ class Episodes:
         """Batch means over the episodes not dropped, as the trainer logs them (0 when every
         episode was dropped: the count says so)."""
         kept = ~self.dropped if self.dropped is not None else np.ones(len(self.returns), bool)
+        # time-major [T, B] steps of the kept episodes (all of them, uncopied, in a healthy run)
+        kept_steps = lambda x: np.asarray(x) if kept.all() else np.asarray(x)[:, kept]
         mean = lambda x: float(np.asarray(x)[kept].mean()) if kept.any() else 0.0
         out = {
             "return": mean(self.returns),
@@ -91,9 +99,10 @@ class Episodes:
             "episodes_dropped": float((~kept).sum()),
         }
         if self.steps is not None:
-            out["policy_entropy"] = float(self.steps["entropy"].mean())
-            out["descriptor_mean"] = float(self.steps["descriptor"].mean())
-            out["descriptor_std"] = float(self.steps["descriptor"].std())
+            entropy, descriptor = kept_steps(self.steps["entropy"]), kept_steps(self.steps["descriptor"])
+            out["policy_entropy"] = float(entropy.mean()) if kept.any() else 0.0
+            out["descriptor_mean"] = float(descriptor.mean()) if kept.any() else 0.0
+            out["descriptor_std"] = float(descriptor.std()) if kept.any() else 0.0
         return out | {f"time_{k}": v for k, v in self.seconds.items()}
 
 
@@ -124,7 +133,7 @@ def run_episodes(
     keys = (
         "images",
         "tokens",
-        "log_probs",
+        "token_log_probs",
         "values",
         "rewards",
         "dones",
@@ -176,7 +185,12 @@ def run_episodes(
         for k in range(keep_videos):
             frames[k].append(np.asarray(obs.images[k]))
         if record:
-            transition = (images if keep_images else None, out["tokens"], out["log_prob"], out["value"])
+            transition = (
+                images if keep_images else None,
+                out["tokens"],
+                out["token_log_probs"],
+                out["value"],
+            )
             extra = (reward, terminated, out["entropy"], out["entropies"], out["descriptor"])
             for key, value in zip(keys, (*transition, *extra)):
                 if value is not None:
@@ -199,16 +213,18 @@ def run_episodes(
 def to_rollout(episodes: Episodes, group_ids) -> Rollout:
     """The recorded transitions of `run_episodes(record=True)` as an RL `Rollout`."""
     steps = episodes.steps
-    horizon = steps["rewards"].shape[0]
+    horizon, num_envs = steps["rewards"].shape
+    dropped = np.zeros(num_envs, bool) if episodes.dropped is None else np.asarray(episodes.dropped, bool)
     return Rollout(
         images=steps["images"],
         prompt_ids=np.broadcast_to(episodes.prompt_ids, (horizon, *episodes.prompt_ids.shape)),
         prompt_mask=np.broadcast_to(episodes.prompt_mask, (horizon, *episodes.prompt_mask.shape)),
         tokens=steps["tokens"].astype(np.int32),
-        log_probs=steps["log_probs"].astype(np.float32),
+        token_log_probs=steps["token_log_probs"].astype(np.float32),
         values=steps["values"].astype(np.float32),
         rewards=steps["rewards"].astype(np.float32),
         dones=steps["dones"].astype(np.float32),
         bootstrap_value=episodes.bootstrap_value,
         group_ids=np.asarray(group_ids, np.int32),
+        valid=np.broadcast_to(~dropped, (horizon, dropped.size)).astype(np.float32),
     )

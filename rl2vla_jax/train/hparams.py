@@ -15,7 +15,9 @@ from rl2vla_jax.validation import (
     DESCRIPTOR_MODES,
     DESCRIPTOR_TOKENS,
     GRPO_ADVANTAGES,
+    PPO_RATIOS,
     SAME_INIT,
+    TOKEN_REDUCTIONS,
     ConfigError,
     check_choice,
 )
@@ -47,6 +49,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _check_choice("critic.descriptor_tokens", config.critic.descriptor_tokens, DESCRIPTOR_TOKENS)
     _check_choice("grpo.advantage", config.grpo.advantage, GRPO_ADVANTAGES)
     _check_choice("grpo.same_init", config.grpo.same_init, SAME_INIT)
+    _check_choice("ppo.ratio", config.ppo.ratio, PPO_RATIOS)
+    _check_choice("ppo.token_reduction", config.ppo.token_reduction, TOKEN_REDUCTIONS)
     samples = config.env.num_envs * config.env.max_episode_steps
     per_update = config.ppo.minibatch_size * config.ppo.grad_accum_steps
     if per_update <= 0 or samples % per_update:
@@ -77,6 +81,8 @@ class RLHparams:
     value_loss_entropy_coef: float
     normalize_advantages: bool
     bootstrap_truncation: bool
+    ratio: str
+    token_reduction: str
     epochs: int
     minibatch_size: int
     grad_accum_steps: int
@@ -107,6 +113,8 @@ def rl_hparams(config: ml_collections.ConfigDict) -> RLHparams:
         value_loss_entropy_coef=float(config.ppo.value_loss_entropy_coef),
         normalize_advantages=bool(config.ppo.normalize_advantages),
         bootstrap_truncation=bool(config.ppo.bootstrap_truncation),
+        ratio=config.ppo.ratio,
+        token_reduction=config.ppo.token_reduction,
         epochs=int(config.ppo.epochs),
         minibatch_size=int(config.ppo.minibatch_size),
         grad_accum_steps=int(config.ppo.grad_accum_steps),

@@ -53,12 +53,13 @@ def abstract_rollout(model_cfg, horizon: int, num_envs: int, prompt_len: int) ->
         prompt_ids=spec((*tb, prompt_len), jnp.int32),
         prompt_mask=spec((*tb, prompt_len), jnp.bool_),
         tokens=spec((*tb, model_cfg.action_dim), jnp.int32),
-        log_probs=spec(tb, jnp.float32),
+        token_log_probs=spec((*tb, model_cfg.action_dim), jnp.float32),
         values=spec(tb, jnp.float32),
         rewards=spec(tb, jnp.float32),
         dones=spec(tb, jnp.float32),
         bootstrap_value=spec((num_envs,), jnp.float32),
         group_ids=spec((num_envs,), jnp.int32),
+        valid=spec(tb, jnp.float32),
     )
 
 
@@ -74,12 +75,13 @@ def random_rollout(spec: Rollout, model_cfg, seed: int) -> Rollout:
             np.arange(prompt_len) < max(2, 2 * prompt_len // 3), spec.prompt_mask.shape
         ),
         tokens=rng.integers(0, 256, spec.tokens.shape).astype(np.int32),
-        log_probs=(rng.normal(size=shape) - 38.0).astype(np.float32),
+        token_log_probs=(rng.normal(size=spec.tokens.shape) - 38.0 / 7).astype(np.float32),
         values=rng.normal(size=shape).astype(np.float32),
         rewards=rng.normal(size=shape).astype(np.float32),
         dones=(rng.uniform(size=shape) < 0.05).astype(np.float32),
         bootstrap_value=rng.normal(size=(num_envs,)).astype(np.float32),
         group_ids=(np.arange(num_envs) // 2).astype(np.int32),
+        valid=np.ones(shape, np.float32),
     )
 
 

@@ -46,11 +46,11 @@ def make_train_iteration(
             images = env.render(env_state, model_config.image_size)
             out = act(params, critic_params, images, prompt_ids, prompt_mask, step_rng, hp.temperature)
             next_state, reward = env.step(env_state, out["tokens"])
-            transition = (images, out["tokens"], out["log_prob"], out["value"], reward)
+            transition = (images, out["tokens"], out["token_log_probs"], out["value"], reward)
             return next_state, transition
 
         step_rngs = jax.random.split(rollout_rng, horizon + 1)
-        final_state, (images, tokens, log_probs, values, rewards) = jax.lax.scan(
+        final_state, (images, tokens, token_log_probs, values, rewards) = jax.lax.scan(
             env_step, env_state, step_rngs[:-1]
         )
         final = act(
@@ -67,12 +67,13 @@ def make_train_iteration(
             prompt_ids=jnp.broadcast_to(prompt_ids, (horizon, *prompt_ids.shape)),
             prompt_mask=jnp.broadcast_to(prompt_mask, (horizon, *prompt_mask.shape)),
             tokens=tokens,
-            log_probs=log_probs,
+            token_log_probs=token_log_probs,
             values=values,
             rewards=rewards,
             dones=jnp.zeros_like(rewards),
             bootstrap_value=final["value"],
             group_ids=jnp.arange(num_envs) // hp.group_size,
+            valid=jnp.ones_like(rewards),  # a pure-JAX env neither hangs nor crashes
         )
         train_state, metrics = learn(train_state, rollout)
         metrics["return"] = jnp.mean(jnp.sum(rewards, axis=0))

@@ -2,10 +2,13 @@
 episode is marked, dropped from the means and counted; the other envs and the next episode go on."""
 
 import time
+import types
 
+import jax
 import numpy as np
 
 from rl2vla_jax.envs import vector_env
+from rl2vla_jax.policy import episodes as episodes_lib
 from rl2vla_jax.policy.episodes import Episodes
 from tests.envs import fake_worker
 
@@ -64,3 +67,92 @@ def test_dropped_episodes_leave_the_means_and_are_counted():
     assert stats["success"] == 2 / 3 and stats["episode_length"] == 13.0
     episodes.dropped = np.ones(5, bool)
     assert episodes.stats()["success"] == 0.0 and episodes.stats()["episodes_dropped"] == 5.0
+
+
+def _scripted_actor(monkeypatch, env, hang_step=1, hang_env=1):
+    """An Actor on `env` (3 stand-in workers) whose env `hang_env` hangs at step `hang_step`;
+    entropy 1, 100, 3 per env (env 1's would dominate any mean it entered)."""
+    monkeypatch.setattr(
+        episodes_lib,
+        "encode_prompts",
+        lambda tokenizer, texts, length, vocab_size: (
+            np.zeros((len(texts), length), np.int32),
+            np.ones((len(texts), length), bool),
+        ),
+    )
+    entropy = np.array([1.0, 100.0, 3.0], np.float32)
+
+    def act(policy_params, critic_params, images, prompt_ids, prompt_mask, rng, temperature):
+        token_log_probs = np.full((3, 7), -0.5, np.float32)
+        return {
+            "tokens": np.zeros((3, 7), np.int32),
+            "token_log_probs": token_log_probs,
+            "log_prob": token_log_probs.sum(-1),
+            "value": np.zeros(3, np.float32),
+            "entropy": entropy,
+            "entropies": np.repeat(entropy[:, None], 7, axis=1),
+            "descriptor": entropy,
+        }
+
+    calls = []
+
+    def decoder(tokens):
+        actions = np.full((3, 7), 0.25, np.float32)
+        if len(calls) == hang_step:
+            actions[hang_env, 0] = fake_worker.HANG
+        calls.append(1)
+        return actions
+
+    return episodes_lib.Actor(env, act, None, decoder, fake_worker.SIZE, 5, 448)
+
+
+def test_a_hung_episode_is_invalid_in_the_rollout(monkeypatch):
+    # run_episodes on the stand-in worker with a scripted actor: env 1 hangs at step 1 (of 4).
+    # Its whole episode, the steps before the hang included, is marked invalid for the update,
+    # and the rollout means leave it out.
+    monkeypatch.setattr(vector_env, "worker_main", fake_worker.worker_main)
+    env = vector_env.CpuVectorEnv("fake", 3, fake_worker.SIZE, 4, seed=11, step_timeout_s=0.5)
+    try:
+        actor = _scripted_actor(monkeypatch, env)
+        episodes = episodes_lib.run_episodes(
+            actor, None, None, [1, 2, 3], jax.random.PRNGKey(0), 1.0, record=True
+        )
+    finally:
+        env.close()
+    np.testing.assert_array_equal(episodes.dropped, [False, True, False])
+    rollout = episodes_lib.to_rollout(episodes, [0, 1, 2])
+    np.testing.assert_array_equal(rollout.valid, np.array([[1.0, 0.0, 1.0]] * 4, np.float32))
+    np.testing.assert_array_equal(rollout.dones[:, 1], [0.0, 1.0, 1.0, 1.0])  # what the env reports
+    assert rollout.token_log_probs.shape == (4, 3, 7)
+    np.testing.assert_allclose(rollout.log_probs, np.full((4, 3), -3.5))
+    stats = episodes.stats()
+    assert stats["episodes_dropped"] == 1.0 and stats["policy_entropy"] == 2.0
+    assert stats["return"] == 4 * 0.25  # the fake env's reward is action[1]
+
+
+def test_evaluation_counts_a_hung_episode_apart(monkeypatch, tmp_path):
+    # The evaluation runner on the stand-in: env 2 hangs in the only batch. Its episode is not
+    # scored (not a failure): its seed is listed as crashed, and the summary says so.
+    from rl2vla_jax.envs.suites import SuiteEntry
+    from rl2vla_jax.evaluation import report, runner
+
+    monkeypatch.setattr(vector_env, "worker_main", fake_worker.worker_main)
+    config = types.SimpleNamespace(seed=0)
+    options = runner.Options("random", "ours", (0,), 3, 0.6, 4, fake_worker.SIZE, "far", "wide")
+    setting = SuiteEntry("ours", "train", "fake", "train", "ID", {}, "")
+    runner.prepare_folder(str(tmp_path), options)
+    env = vector_env.CpuVectorEnv("fake", 3, fake_worker.SIZE, 4, seed=11, step_timeout_s=0.5)
+    try:
+        actor = _scripted_actor(monkeypatch, env, hang_step=2, hang_env=2)
+        result = runner.run_setting(config, actor, None, setting, options, str(tmp_path), 0)
+    finally:
+        env.close()
+    seed = result["seeds"]["0"]
+    first = runner.episode_seed(0, 0)
+    assert seed["episode_seed"] == [first, first + 1] and seed["crashed_seeds"] == [first + 2]
+    assert seed["success"] == [1.0, 1.0]  # the fake env succeeds from step 2: the hung one is not a 0
+    text = report.write_report(str(tmp_path), {"train": result}, "random")
+    rows = {row["name"]: row for row in report.summary_rows({"train": result})}
+    assert (rows["train"]["episodes"], rows["train"]["crashed"], rows["train"]["success"]) == (2, 1, 1.0)
+    assert "1 episode(s) crashed or hung in the simulator (worker restarted)" in text and "(train: 1)" in text
+    assert report.per_seed_rows({"train": result})[0]["crashed"] == 1

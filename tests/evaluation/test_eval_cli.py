@@ -63,7 +63,9 @@ def test_two_settings_one_episode_full_results_folder_then_resume(tmp_path):
         train = json.load(f)
     episode = train["seeds"]["0"]
     assert (
-        set(episode) == {"episode_seed", "success", "success_once", "return"} and len(episode["success"]) == 1
+        set(episode) == {"episode_seed", "success", "success_once", "return", "crashed_seeds"}
+        and len(episode["success"]) == 1
+        and episode["crashed_seeds"] == []
     )
     summary = (out / "summary.md").read_text()
     assert "| ID | train | 1 |" in summary and "visual: Noise-w" in summary

@@ -129,3 +129,48 @@ def test_buffer_reward_advantages_match_rl4vla_recursion_on_random_rewards():
             expected[t] = running
         got = advantages.buffer_reward_advantages(jnp.asarray(rewards), jnp.asarray(1 - masks), nonzero_only)
         np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_gae_never_bootstraps_into_or_across_invalid_samples():
+    # T=3, two envs. Env 0: valid at t=0 only (a per-sample mask; the trainer masks whole
+    # episodes): t=0 must not bootstrap from V_1, which belongs to an invalid sample.
+    # Env 1: all valid, identical to the unmasked GAE.
+    rewards = jnp.array([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]])
+    values = jnp.array([[0.5, 0.5], [1.0, 1.0], [1.5, 1.5]])
+    dones = jnp.zeros((3, 2))
+    bootstrap = jnp.array([2.0, 2.0])
+    valid = jnp.array([[1.0, 1.0], [0.0, 1.0], [0.0, 1.0]])
+    adv, ret = advantages.gae_advantages(rewards, values, dones, bootstrap, 0.9, 0.8, valid)
+    unmasked, _ = advantages.gae_advantages(rewards, values, dones, bootstrap, 0.9, 0.8)
+    np.testing.assert_allclose(adv[:, 0], [1.0 - 0.5, 0.0, 0.0], rtol=1e-6)  # r_0 - V_0, nothing after
+    np.testing.assert_allclose(ret[0, 0], 1.0, rtol=1e-6)
+    np.testing.assert_allclose(adv[:, 1], unmasked[:, 1], rtol=1e-6)
+    d2, d1, d0 = 3.0 + 0.9 * 2.0 - 1.5, 2.0 + 0.9 * 1.5 - 1.0, 1.0 + 0.9 * 1.0 - 0.5
+    np.testing.assert_allclose(
+        unmasked[0, 0], d0 + 0.72 * (d1 + 0.72 * d2), rtol=1e-6
+    )  # what masking removes
+    # an invalid sample in the middle: t=2 is unaffected, t=0 stops at the gap
+    valid = jnp.array([[1.0, 1.0], [0.0, 1.0], [1.0, 1.0]])
+    adv, _ = advantages.gae_advantages(rewards, values, dones, bootstrap, 0.9, 0.8, valid)
+    np.testing.assert_allclose(adv[:, 0], [0.5, 0.0, d2], rtol=1e-6)
+
+
+def test_grpo_advantages_leave_invalid_members_out():
+    returns = jnp.array([[1.0, 3.0, 100.0, 10.0, 0.0, 4.0]])
+    groups = jnp.array([0, 0, 0, 1, 1, 1])
+    valid = jnp.array([[1.0, 1.0, 0.0, 0.0, 1.0, 1.0]])
+    got = advantages.grpo_advantages(returns, groups, valid=valid)
+    # group 0 without the 100: mean 2, std 1; group 1 without the 10: mean 2, std 2
+    np.testing.assert_allclose(got[0], [-1.0, 1.0, 0.0, 0.0, -1.0, 1.0], atol=1e-5)
+    unmasked = advantages.grpo_advantages(returns, groups)
+    assert abs(float(unmasked[0, 0]) + 1.0) > 0.2  # the invalid member would have moved it
+
+
+def test_buffer_reward_advantages_leave_invalid_rewards_out():
+    rewards = jnp.array([[0.0, 1.0, 50.0], [2.0, 0.0, 50.0], [0.0, 3.0, 50.0]])
+    dones = jnp.zeros((3, 3))
+    valid = jnp.array([[1.0, 1.0, 0.0]] * 3)
+    got = advantages.buffer_reward_advantages(rewards, dones, True, valid=valid)
+    expected = advantages.buffer_reward_advantages(rewards[:, :2], dones[:, :2], True)
+    np.testing.assert_allclose(got[:, :2], expected, rtol=1e-5)
+    np.testing.assert_allclose(got[:, 2], 0.0)

@@ -34,12 +34,13 @@ def random_rollout(seed, model_cfg, horizon=4, num_envs=NUM_ENVS, prompt_len=11)
         prompt_ids=rng.integers(3, 300, (horizon, num_envs, prompt_len)).astype(np.int32),
         prompt_mask=np.broadcast_to(np.arange(prompt_len) < 8, (horizon, num_envs, prompt_len)).copy(),
         tokens=rng.integers(0, 256, (horizon, num_envs, 7)).astype(np.int32),
-        log_probs=(rng.normal(size=(horizon, num_envs)) - 38.0).astype(np.float32),
+        token_log_probs=(rng.normal(size=(horizon, num_envs, 7)) - 38.0 / 7).astype(np.float32),
         values=rng.normal(size=(horizon, num_envs)).astype(np.float32),
         rewards=rng.normal(size=(horizon, num_envs)).astype(np.float32),
         dones=(rng.uniform(size=(horizon, num_envs)) < 0.2).astype(np.float32),
         bootstrap_value=rng.normal(size=(num_envs,)).astype(np.float32),
         group_ids=(np.arange(num_envs) // 2).astype(np.int32),
+        valid=np.ones((horizon, num_envs), np.float32),
     )
 
 

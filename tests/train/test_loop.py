@@ -79,12 +79,13 @@ def _random_rollout(key, model_cfg, horizon=4, num_envs=4, prompt_len=11):
         prompt_ids=jax.random.randint(keys[1], (horizon, num_envs, prompt_len), 3, 300),
         prompt_mask=np.broadcast_to(np.arange(prompt_len) < 8, (horizon, num_envs, prompt_len)),
         tokens=jax.random.randint(keys[2], (horizon, num_envs, 7), 0, 256),
-        log_probs=jax.random.normal(keys[3], (horizon, num_envs)) - 38.0,
+        token_log_probs=jax.random.normal(keys[3], (horizon, num_envs, 7)) - 38.0 / 7,
         values=jax.random.normal(keys[4], (horizon, num_envs)),
         rewards=jax.random.normal(keys[5], (horizon, num_envs)),
         dones=(jax.random.uniform(keys[6], (horizon, num_envs)) < 0.2).astype(np.float32),
         bootstrap_value=jax.random.normal(keys[7], (num_envs,)),
         group_ids=np.arange(num_envs) // 2,
+        valid=np.ones((horizon, num_envs), np.float32),
     )
 
 

@@ -21,6 +21,7 @@ def _rollout(rewards, values, dones, bootstrap, group_ids=None):
         dones=jnp.asarray(dones, jnp.float32),
         bootstrap_value=jnp.asarray(bootstrap, jnp.float32),
         group_ids=jnp.arange(rewards.shape[1]) if group_ids is None else jnp.asarray(group_ids),
+        valid=jnp.ones_like(rewards),
     )
 
 
@@ -88,3 +89,15 @@ def test_same_init_whole_batch_and_per_group():
     assert loop.episode_seeds(batch, 6, 8)[0] != seeds[0]  # a new shared state every iteration
     plain = grpo.get_config("paper")  # GRPO without same_state: every env its own state
     assert len(set(loop.episode_seeds(plain, 5, 8))) == 64
+
+
+def test_ppo_ratio_default_paper_and_bad_value():
+    ours, paper = film_evi.get_config(), film_evi.get_config("paper")
+    assert (ours.ppo.ratio, ours.ppo.token_reduction) == ("action", "mean")
+    # RL4VLA: the action's ratio in all 7 buffer columns, the surrogate summed over them
+    assert (paper.ppo.ratio, paper.ppo.token_reduction) == ("action", "sum")
+    ours.ppo.ratio = "tokens"
+    with pytest.raises(
+        hparams.ConfigError, match=r"config.ppo.ratio='tokens' is not valid; choose one of: action, token"
+    ):
+        hparams.rl_hparams(ours)
