@@ -35,7 +35,7 @@ import orbax.checkpoint as ocp
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from rl2vla_jax import checkpoints  # noqa: E402
+from rl2vla_jax import checkpoints, files  # noqa: E402
 from rl2vla_jax.train.loop import PHASE_LOG_ENV  # noqa: E402
 
 PHASES = ("rollout", "update", "checkpoint")
@@ -218,9 +218,7 @@ def main() -> None:
         print(json.dumps(record), flush=True)
         # Rewritten after every trial, so a soak stopped early still leaves its figures.
         result = summarise(args, per_trial, ref_seconds)
-        with open(args.json + ".tmp", "w") as f:
-            json.dump(result, f, indent=1)
-        os.replace(args.json + ".tmp", args.json)
+        files.write_json(args.json, result)
     print(json.dumps({k: v for k, v in result.items() if k != "per_trial"}))
 
 
