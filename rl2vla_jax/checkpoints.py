@@ -22,6 +22,7 @@ import base64
 import dataclasses
 import functools
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -162,6 +163,10 @@ def _public(assets: dict[str, Any]) -> dict[str, Any]:
 
 
 def save(mgr: ocp.CheckpointManager, step: int, params, assets: dict, train_state=None) -> None:
+    # Assets that are not JSON fail here, before any writer starts: orbax saves the items
+    # concurrently, and a failing JSON item left the params writes running into a folder the
+    # caller was already removing (a stray `<out>.tmp-*` after a failed conversion).
+    json.dumps(assets)
     items = {"params": ocp.args.StandardSave(params), "assets": ocp.args.JsonSave(assets)}
     if train_state is not None:
         items["train_state"] = ocp.args.StandardSave(train_state)
