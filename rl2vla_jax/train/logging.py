@@ -86,7 +86,7 @@ class RunLogger:
         with files.replacing(os.path.join(self.workdir, "summary.md")) as f:
             f.write(table + "\n")
         keys = sorted({k for row in self.rows for k in row})
-        with files.replacing(os.path.join(self.workdir, "summary.csv")) as f:
+        with files.replacing(os.path.join(self.workdir, "summary.csv"), newline="") as f:
             writer = csv.DictWriter(f, fieldnames=keys)
             writer.writeheader()
             writer.writerows(self.rows)
