@@ -180,6 +180,9 @@ def rl(arg) -> ml_collections.ConfigDict:
     # V stays a baseline; "all" lets the sampled action move V (measured in docs/evi.md).
     c.critic.descriptor_tokens = "first"
     c.critic.detach_descriptor = True
+    # True: the critic reads the policy's hidden state through a stop-gradient, so the value
+    # loss trains only the critic; False (RL4VLA): it also moves the shared LoRA factors.
+    c.critic.detach_hidden = False
     # True: RL4VLA's ValueHead (last layer without bias, N(0, 0.02); hidden layers Kaiming-normal
     # fan_out with zero bias); False: Flax's default Dense init and a biased last layer.
     c.critic.rl4vla_head = False

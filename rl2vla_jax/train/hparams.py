@@ -90,6 +90,7 @@ class RLHparams:
     descriptor_mode: str
     descriptor_tokens: str
     detach_descriptor: bool
+    detach_hidden: bool
     group_size: int
     grpo_advantage: str
     grpo_nonzero_rewards_only: bool
@@ -122,6 +123,7 @@ def rl_hparams(config: ml_collections.ConfigDict) -> RLHparams:
         descriptor_mode=config.critic.descriptor_mode,
         descriptor_tokens=config.critic.descriptor_tokens,
         detach_descriptor=bool(config.critic.detach_descriptor),
+        detach_hidden=bool(config.critic.detach_hidden),
         group_size=int(config.grpo_group_size),
         grpo_advantage=config.grpo.advantage,
         grpo_nonzero_rewards_only=bool(config.grpo.nonzero_rewards_only),

@@ -42,6 +42,8 @@ def evaluate_actions(hp: RLHparams, model_config, critic: nn.Module, policy_para
     descriptor = ent_lib.entropy_descriptor(
         token_entropies, hp.descriptor_mode, hp.detach_descriptor, hp.descriptor_tokens
     )
+    if hp.detach_hidden:
+        hidden = jax.lax.stop_gradient(hidden)
     values = critic.apply({"params": critic_params}, hidden, descriptor) if hp.uses_critic else None
     return token_log_probs, token_entropies, descriptor, values
 

@@ -1,6 +1,7 @@
 """The jitted update's options on the tiny OpenVLA: PPO's per-token ratio, and the samples of
 dropped (crashed or hung) episodes, which must change nothing."""
 
+import dataclasses
 import functools
 
 import jax
@@ -154,3 +155,29 @@ def test_an_update_with_no_valid_sample_changes_nothing():
     ):
         np.testing.assert_array_equal(a, b)
     assert float(metrics["policy_loss"]) == 0.0 and float(metrics["value_loss"]) == 0.0
+
+
+def _value_loss_grad_on_policy(detach_hidden):
+    """Largest gradient of the minibatch loss on the LoRA factors with zero advantages: the
+    policy term contributes nothing, so all of it comes through the critic's input."""
+    _, hp, model_cfg, critic, state = _setup(4, 4, 16, 1)
+    hp = dataclasses.replace(hp, detach_hidden=detach_hidden)
+    rollout = _random_rollout(jax.random.PRNGKey(3), model_cfg)
+    batch = _flat(rollout) | {
+        "token_log_probs": rollout.token_log_probs.reshape(-1, 7),
+        "advantages": jnp.zeros((16,)),
+        "values": rollout.values.reshape(-1),
+        "returns": rollout.values.reshape(-1) + 1.0,  # a value error the critic must reduce
+        "weights": jnp.ones((16,)),
+    }
+
+    def loss(trainable):
+        total, _ = update_lib.minibatch_loss(hp, model_cfg, critic, trainable, state.critic, state.frozen, batch)
+        return total
+
+    return max(float(jnp.abs(g).max()) for g in jax.tree.leaves(jax.grad(loss)(state.trainable)))
+
+
+def test_detach_hidden_keeps_the_value_loss_off_the_policy():
+    assert _value_loss_grad_on_policy(detach_hidden=False) > 0.0  # RL4VLA: shared hidden state
+    assert _value_loss_grad_on_policy(detach_hidden=True) == 0.0
