@@ -52,6 +52,11 @@ def _episodes(result: dict, metric: str) -> np.ndarray:
     return np.concatenate([np.asarray(seed[metric], np.float64) for seed in result["seeds"].values()])
 
 
+def _mean(values: np.ndarray) -> float:
+    """NaN, without numpy's empty-slice warning, when every episode crashed."""
+    return float(values.mean()) if values.size else float("nan")
+
+
 def _crashed(result: dict) -> int:
     """Episodes not scored because their simulator crashed or hung (none in older results)."""
     return sum(len(seed.get("crashed_seeds", ())) for seed in result["seeds"].values())
@@ -105,14 +110,17 @@ def summary_rows(results: dict[str, dict], other: dict[str, dict] | None = None)
         row["episodes"] = n
         row["crashed"] = sum(_crashed(results[s]) for s in members)
         for metric in ("success", "success_once"):
-            row[metric] = float(values[metric].mean())
+            row[metric] = _mean(values[metric])
             row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = intervals.wilson_interval(
                 values[metric].sum(), n
             )
-        row["return"] = float(values["return"].mean())
+        row["return"] = _mean(values["return"])
         row["return_ci_low"], row["return_ci_high"] = intervals.mean_interval(values["return"])
         if other is not None and all(s in other for s in members):
             theirs = np.concatenate([_episodes(other[s], "success") for s in members])
+            if not (n and len(theirs)):  # no scored episode on one side: nothing to compare
+                rows.append(row)
+                continue
             row["other_success"] = float(theirs.mean())
             row["diff_success"] = row["success"] - row["other_success"]
             row["diff_ci_low"], row["diff_ci_high"] = intervals.difference_interval(
@@ -123,11 +131,11 @@ def summary_rows(results: dict[str, dict], other: dict[str, dict] | None = None)
 
 
 def _pct(value: float) -> str:
-    return f"{100 * value:.1f}"
+    return "n/a" if np.isnan(value) else f"{100 * value:.1f}"
 
 
 def _ci(row: dict, metric: str, percent: bool = True) -> str:
-    fmt = _pct if percent else (lambda v: f"{v:.3f}")
+    fmt = _pct if percent else (lambda v: "n/a" if np.isnan(v) else f"{v:.3f}")
     return f"{fmt(row[metric])} [{fmt(row[f'{metric}_ci_low'])}, {fmt(row[f'{metric}_ci_high'])}]"
 
 

@@ -74,3 +74,19 @@ def test_write_report_with_comparison(results, tmp_path):
     assert "| difference | +66.7 | +33.3 | +16.7 | +25.0 | +0.0 | +16.7 |" in layout
     with open(tmp_path / "summary.png", "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_setting_whose_episodes_all_crashed_reads_n_a(recwarn):
+    crashed = {"episode_seed": [], "success": [], "success_once": [], "return": [], "crashed_seeds": [7, 8]}
+    scored = {"episode_seed": [9], "success": [1.0], "success_once": [1.0], "return": [0.5], "crashed_seeds": []}
+    results = {
+        "train": {"category": "ID", "split": "train", "seeds": {"0": crashed}},
+        "unseen_table": {"category": "Vision", "split": "ood", "seeds": {"0": scored}},
+    }
+    rows = {row["name"]: row for row in report.summary_rows(results, other=results)}
+    assert rows["train"]["episodes"] == 0 and rows["train"]["crashed"] == 2
+    assert np.isnan(rows["train"]["success"]) and "diff_success" not in rows["train"]
+    assert rows["unseen_table"]["success"] == 1.0 and rows["unseen_table"]["diff_success"] == 0.0
+    text = report.markdown(list(rows.values()), "a", "b")
+    assert "| ID | train | 0 | n/a [n/a, n/a] |" in text and "(train: 2)" in text
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
