@@ -7,9 +7,12 @@ import types
 import jax
 import numpy as np
 
+from configs import film_evi
 from rl2vla_jax.envs import vector_env
 from rl2vla_jax.policy import episodes as episodes_lib
+from rl2vla_jax.policy import records as records_lib
 from rl2vla_jax.policy.episodes import Episodes
+from rl2vla_jax.train import hparams, loop
 from tests.envs import fake_worker
 
 
@@ -106,7 +109,7 @@ def _scripted_actor(monkeypatch, env, hang_step=1, hang_env=1):
     return episodes_lib.Actor(env, act, None, decoder, fake_worker.SIZE, 5, 448)
 
 
-def test_a_hung_episode_is_invalid_in_the_rollout(monkeypatch):
+def test_a_hung_episode_is_invalid_in_the_rollout(monkeypatch, tmp_path):
     # run_episodes on the stand-in worker with a scripted actor: env 1 hangs at step 1 (of 4).
     # Its whole episode, the steps before the hang included, is marked invalid for the update,
     # and the rollout means leave it out.
@@ -128,6 +131,13 @@ def test_a_hung_episode_is_invalid_in_the_rollout(monkeypatch):
     stats = episodes.stats()
     assert stats["episodes_dropped"] == 1.0 and stats["policy_entropy"] == 2.0
     assert stats["return"] == 4 * 0.25  # the fake env's reward is action[1]
+    # the run's records (critic diagnostics) keep only the two scored episodes' rows
+    config = film_evi.get_config()
+    config.env.num_envs = 3
+    loop._write_records(str(tmp_path), config, hparams.rl_hparams(config), episodes, 0)
+    columns = records_lib.read_records(str(tmp_path / records_lib.RECORDS_FOLDER))
+    np.testing.assert_array_equal(columns["env"], [0, 2] * 4)
+    np.testing.assert_array_equal(columns["step"], np.repeat(np.arange(4), 2))
 
 
 def test_evaluation_counts_a_hung_episode_apart(monkeypatch, tmp_path):
