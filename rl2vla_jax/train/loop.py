@@ -324,7 +324,9 @@ def _write_records(workdir, config, hp, episodes, iteration: int) -> None:
         category,
         iteration,
     )
-    if episodes.dropped is not None and episodes.dropped.any():  # a crashed or hung episode's rows are garbage
+    if (
+        episodes.dropped is not None and episodes.dropped.any()
+    ):  # a crashed or hung episode's rows are garbage
         kept = ~np.asarray(episodes.dropped, bool)[columns["env"]]
         columns = {key: value[kept] for key, value in columns.items()}
     suffix = f"_process{jax.process_index()}" if jax.process_count() > 1 else ""

@@ -78,7 +78,13 @@ def test_write_report_with_comparison(results, tmp_path):
 
 def test_a_setting_whose_episodes_all_crashed_reads_n_a(recwarn):
     crashed = {"episode_seed": [], "success": [], "success_once": [], "return": [], "crashed_seeds": [7, 8]}
-    scored = {"episode_seed": [9], "success": [1.0], "success_once": [1.0], "return": [0.5], "crashed_seeds": []}
+    scored = {
+        "episode_seed": [9],
+        "success": [1.0],
+        "success_once": [1.0],
+        "return": [0.5],
+        "crashed_seeds": [],
+    }
     results = {
         "train": {"category": "ID", "split": "train", "seeds": {"0": crashed}},
         "unseen_table": {"category": "Vision", "split": "ood", "seeds": {"0": scored}},

@@ -172,7 +172,9 @@ def _value_loss_grad_on_policy(detach_hidden):
     }
 
     def loss(trainable):
-        total, _ = update_lib.minibatch_loss(hp, model_cfg, critic, trainable, state.critic, state.frozen, batch)
+        total, _ = update_lib.minibatch_loss(
+            hp, model_cfg, critic, trainable, state.critic, state.frozen, batch
+        )
         return total
 
     return max(float(jnp.abs(g).max()) for g in jax.tree.leaves(jax.grad(loss)(state.trainable)))
