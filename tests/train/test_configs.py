@@ -100,6 +100,7 @@ def test_paper_hyperparameters_match_rl4vla():
     optim = (c.optim.actor_lr, c.optim.critic_lr, c.optim.weight_decay, c.optim.max_grad_norm)
     assert optim == (1e-4, 3e-3, 0.01, 10.0)
     assert c.env.max_episode_steps == 80 and (c.env.num_envs * 80) // (8 * 20) == 32  # optimizer steps
+    assert not hp.detach_hidden and hparams.rl_hparams(_load("film_evi", "experiment")).detach_hidden
 
 
 @pytest.mark.parametrize(
