@@ -1,15 +1,17 @@
 """Sequential vs pipelined rollouts on the CPU simulator (issue 14, item 3), alternated in one run.
 
     ./run.sh python benchmarks/rollout_speed.py --json=PATH [--preset=small] [--envs=4] [--groups=2]
-        [--steps=10] [--image_size=64] [--repeats=3]
+        [--steps=10] [--image_size=64] [--repeats=3] [--llm_layers=N]
 
 Each repeat times one recorded `run_episodes` of `--envs` envs for `--steps` steps (what an RL
-iteration's rollout does: reset, act, step, bootstrap value), first with pipeline_groups=1, then
-with `--groups`; after one untimed warm-up of each (compiles). The policy is a random model of
-`--preset` with a FiLM-EVI critic, at the CPU experiment's camera (64 px, close, narrow layout).
+iteration's rollout does: reset, act, step, bootstrap value) with pipeline_groups=1 and with
+`--groups`, in alternating order, after one untimed warm-up of each (compiles). The policy is a random model of
+`--preset` with a FiLM-EVI critic, at the CPU experiment's camera (64 px, close, narrow layout);
+`--llm_layers` deepens its LLM so that the policy's time per step can match the simulator's
+(pipelining can at best hide the smaller of the two behind the larger).
 `simulator_s_per_step` is the wall time of one `env.step` of every env (timed apart, random
-small actions), `policy_s_per_step` the act step's per call in the sequential runs: pipelining can at best hide the smaller
-behind the larger. The JSON also says whether both variants drew the same tokens.
+small actions), `policy_s_per_step` the act step's per call in the sequential runs. The JSON
+also says whether both variants drew the same tokens.
 """
 
 import argparse
@@ -43,6 +45,8 @@ def build(args):
     config.model.preset = args.preset
     hp = hparams.rl_hparams(config)
     model_cfg = loading.model_config(config)
+    if args.llm_layers:  # a deeper LLM: the policy's cost per step, without touching the simulator's
+        model_cfg = model_cfg.replace(llm=dataclasses.replace(model_cfg.llm, num_layers=args.llm_layers))
     critic = builders.make_critic(hp, config)
     params = init_params(model_cfg, jax.random.PRNGKey(0), **loading.random_init_options(config))
     critic_params = builders.init_critic_params(
@@ -65,7 +69,7 @@ def build(args):
         config.model.max_prompt_tokens,
         model_cfg.llm.vocab_size,
     )
-    return actor, params, critic_params
+    return actor, params, critic_params, model_cfg
 
 
 def time_simulator(env, steps: int) -> float:
@@ -102,11 +106,12 @@ def main():
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--image_size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--llm_layers", type=int, default=0, help="0: the preset's")
     args = parser.parse_args()
     if args.groups < 2 or args.envs % args.groups:
         parser.error(f"--groups={args.groups} must be >= 2 and divide --envs={args.envs}")
     load_before = os.getloadavg()
-    actor, params, critic_params = build(args)
+    actor, params, critic_params, model_cfg = build(args)
     times = {1: [], args.groups: []}
     seconds = {1: [], args.groups: []}
     same_tokens = True
@@ -146,6 +151,7 @@ def main():
         "groups": args.groups,
         "steps": steps,
         "image_size": args.image_size,
+        "llm_layers": model_cfg.llm.num_layers,
         "repeats": args.repeats,
     }
     files.write_json(args.json, report)
