@@ -29,6 +29,7 @@ from rl2vla_jax.validation import (
     REMAT_POLICIES,
     ConfigError,
     check_choice,
+    check_pipeline_groups,
 )
 
 # The config argument every config file accepts; a file may add its own (grpo: same_state).
@@ -121,6 +122,9 @@ def common(arg) -> ml_collections.ConfigDict:
     c.env.camera = "wide"  # "wide" | "close" (tighter framing for small images)
     c.env.layout = "full"  # "full" | "narrow": how widely the ID settings spread object and plate
     c.env.step_timeout_s = 60.0  # cpu backend: a simulator worker silent this long in a step is restarted
+    # cpu backend: k > 1 runs the envs in k groups, the policy acting for one group while the
+    # simulator steps the others (docs/performance.md, pipelined rollouts); 1 = sequential.
+    c.env.pipeline_groups = 1
 
     c.mesh = ml_collections.ConfigDict()
     c.mesh.data = -1  # -1: all remaining devices
@@ -363,6 +367,9 @@ def validate_common(config) -> None:
     check_choice("config.env.backend", config.env.backend, ENV_BACKENDS)
     check_choice("config.env.camera", config.env.camera, CAMERAS)
     check_choice("config.env.layout", config.env.layout, LAYOUTS)
+    check_pipeline_groups(
+        config.env.get("pipeline_groups", 1), config.env.num_envs, config.env.backend, config.env.suite
+    )
     _check_adapter(config)
 
 

@@ -46,6 +46,8 @@ def main(argv):
     from rl2vla_jax.evaluation import selection  # imports the simulator: after the cheap checks
 
     suite = _SUITE.value or config.env.suite
+    if suite == "rl4vla" and config.env.pipeline_groups > 1:  # one batched simulator: nothing to overlap
+        raise ConfigError("--suite=rl4vla steps all envs at once: set config.env.pipeline_groups=1")
     entries = selection.select_settings(suite, _SETTINGS.value)
     seeds = selection.parse_seeds(_SEEDS.value, config.eval.seeds)
     episodes = _EPISODES.value or config.eval.episodes

@@ -46,3 +46,17 @@ def check_choice(key: str, value, valid: Iterable) -> None:
     valid = tuple(valid)
     if value not in valid:
         raise ConfigError(f"{key}={value!r} is not valid; choose one of: {', '.join(map(str, valid))}")
+
+
+def check_pipeline_groups(groups: int, num_envs: int, backend: str, suite: str) -> None:
+    """Pipelined rollouts (`config.env.pipeline_groups`) need equal groups of envs, each stepped
+    by its own simulator worker processes (the cpu backend)."""
+    if groups < 1 or num_envs % groups:
+        raise ConfigError(
+            f"config.env.pipeline_groups={groups} must be >= 1 and divide config.env.num_envs={num_envs}"
+        )
+    if groups > 1 and (backend != "cpu" or suite == "rl4vla"):
+        raise ConfigError(
+            f"config.env.pipeline_groups={groups} needs env.backend='cpu' and a suite other than rl4vla "
+            "(the gpu backend and the rl4vla suite step all envs in one batched simulator); set it to 1"
+        )

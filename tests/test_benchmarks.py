@@ -52,3 +52,27 @@ def test_model_speed_writes_the_issue_14_figures(tmp_path):
     # both frameworks computed the same PPO loss on the same weights and inputs
     assert report["ppo_loss_abs_difference"] < 1e-4
     assert report["greedy_tokens_identical"]
+
+
+@pytest.mark.slow
+@pytest.mark.sim
+def test_rollout_speed_runs_both_paths_and_writes_the_issue_14_figures(tmp_path):
+    out = tmp_path / "rollout_speed.json"
+    _run(
+        "rollout_speed.py",
+        "--preset=tiny",
+        "--envs=2",
+        "--groups=2",
+        "--steps=2",
+        "--repeats=1",
+        f"--json={out}",
+    )
+    report = json.loads(out.read_text())
+    assert len(report["sequential_s"]) == len(report["pipelined_s"]) == 1
+    assert report["pipelined_speedup"] == pytest.approx(report["sequential_s"][0] / report["pipelined_s"][0])
+    for key in ("simulator_s_per_step", "policy_s_per_step"):
+        assert report[key] > 0, key
+    assert 0 < report["pipelined_simulator_wait_s"][0] and 0 < report["sequential_simulator_s"][0]
+    assert len(report["load_average"]) == 3 and report["cpu_count"] >= 1
+    assert report["tokens_identical"]  # both paths drew the same actions for the same episodes
+    assert (report["envs"], report["groups"], report["steps"]) == (2, 2, 2)

@@ -3,6 +3,7 @@
     env = make_vector_env("train", num_envs=4, backend="cpu", image_size=224, max_episode_steps=80)
     obs = env.reset(seed=0)                 # env i is seeded with seed + i
     obs, reward, terminated, truncated, info = env.step(actions)   # actions [B, 7], see actions.py
+    env.step_send(group, actions[group]); ...; env.step_receive(group)  # cpu: a group of envs
 
 Episodes never end early (RL4VLA runs every episode for the full horizon and scores success at
 the last step); `truncated` turns True at `max_episode_steps`, there is no auto-reset, and the
@@ -22,7 +23,6 @@ import contextlib
 import dataclasses
 import multiprocessing
 import sys
-import time
 
 import numpy as np
 
@@ -77,6 +77,8 @@ def make_vector_env(
             entry.env_id, num_envs, image_size, max_episode_steps, seed, env_options, step_timeout_s
         )
     if backend == "gpu":
+        from rl2vla_jax.envs.gpu_vector_env import GpuVectorEnv
+
         return GpuVectorEnv(entry.env_id, num_envs, image_size, max_episode_steps, seed, env_options)
     raise ValueError(f"backend must be 'cpu' or 'gpu', got {backend!r}")
 
@@ -172,7 +174,13 @@ class _Worker:
 
 
 class CpuVectorEnv:
-    """`num_envs` single-scene CPU simulators in worker processes, stepped in parallel."""
+    """`num_envs` single-scene CPU simulators in worker processes, stepped in parallel.
+
+    `step` steps every env; `step_send(indices, actions)` then `step_receive(indices)` step a
+    group of them, so that the caller can work (act for another group) while the group's
+    workers simulate: what a pipelined rollout does (`rl2vla_jax.policy.episodes`). A group's
+    answers carry only its rows; each env counts its own steps (`truncated`), and
+    `last_sim_seconds` is the slowest worker of the last group received."""
 
     def __init__(
         self,
@@ -197,11 +205,17 @@ class CpuVectorEnv:
         self.instructions: list[str] = [""] * self.num_envs
         self._images = None
         self._crashed = np.zeros(self.num_envs, dtype=bool)
+        self._in_flight = np.zeros(self.num_envs, dtype=bool)  # a step sent, its answer not read
+        self._env_steps = np.zeros(self.num_envs, dtype=int)
         self._seeds = [seed + i for i in range(self.num_envs)]
-        self.elapsed_steps = 0
         self.restarts = 0  # workers restarted, crashed or hung
         self.hangs = 0  # of which hung
         self.last_sim_seconds = 0.0
+
+    @property
+    def elapsed_steps(self) -> int:
+        """Steps since the reset of the env that has taken the most."""
+        return int(self._env_steps.max())
 
     @property
     def worker_pids(self) -> list[int]:
@@ -209,6 +223,7 @@ class CpuVectorEnv:
 
     def reset(self, seed: int | list[int] | None = None) -> Observation:
         self._seeds = episode_seeds(self.default_seed if seed is None else seed, self.num_envs)
+        self._drain()
         for i in range(self.num_envs):
             self._send_or_restart(i, "reset", self._seeds[i])
         images = []
@@ -224,54 +239,86 @@ class CpuVectorEnv:
             self.instructions[i] = instruction
         self._images = np.stack(images)
         self._crashed[:] = False
-        self.elapsed_steps = 0
+        self._env_steps[:] = 0
         return Observation(images=self._images.copy(), instructions=list(self.instructions))
 
     def step(self, actions):
+        """Every env one step: actions [num_envs, 7] -> (obs, reward, terminated, truncated, info)."""
+        everyone = np.arange(self.num_envs)
+        self.step_send(everyone, actions)
+        return self.step_receive(everyone)
+
+    def step_send(self, indices, actions) -> None:
+        """Start one step of envs `indices` (actions [len(indices), 7]); returns at once."""
+        indices = self._indices(indices)
         actions = np.asarray(actions, dtype=np.float32)
-        if actions.shape != (self.num_envs, 7):
-            raise ValueError(f"actions must be [{self.num_envs}, 7], got {actions.shape}")
-        self.elapsed_steps += 1
-        sent = np.zeros(self.num_envs, dtype=bool)
-        for i, worker in enumerate(self.workers):
+        if actions.shape != (len(indices), 7):
+            raise ValueError(f"actions must be [{len(indices)}, 7], got {actions.shape}")
+        if self._in_flight[indices].any():
+            raise RuntimeError(f"envs {indices[self._in_flight[indices]].tolist()} have a step in flight")
+        self._env_steps[indices] += 1
+        for row, i in enumerate(indices):
             if self._crashed[i]:
                 continue
             try:
-                worker.send("step", actions[i])
-                sent[i] = True
+                self.workers[i].send("step", actions[row])
+                self._in_flight[i] = True
             except WorkerCrashed:
                 self._mark_crashed(i)
-        reward = np.zeros(self.num_envs, dtype=np.float32)
-        info = {key: np.zeros(self.num_envs, dtype=bool) for key in INFO_KEYS}
-        images = self._images.copy()
+
+    def step_receive(self, indices):
+        """Wait for the step `step_send` started for envs `indices` (the same group). Returns
+        (obs, reward, terminated, truncated, info) with the group's rows only."""
+        indices = self._indices(indices)
+        idle = ~self._in_flight[indices] & ~self._crashed[indices]
+        if idle.any():
+            raise RuntimeError(f"envs {indices[idle].tolist()} have no step in flight: step_send first")
+        count = len(indices)
+        reward = np.zeros(count, dtype=np.float32)
+        info = {key: np.zeros(count, dtype=bool) for key in INFO_KEYS}
         self.last_sim_seconds = 0.0  # the slowest worker's time inside env.step (they run in parallel)
-        for i, worker in enumerate(self.workers):
-            if not sent[i]:
-                continue
+        for row, i in enumerate(indices):
+            if not self._in_flight[i]:
+                continue  # its episode crashed (and the worker restarted) before this step
+            self._in_flight[i] = False
             try:
-                _, image, env_reward, env_info, sim_seconds = worker.receive(self.step_timeout_s)
+                _, image, env_reward, env_info, sim_seconds = self.workers[i].receive(self.step_timeout_s)
                 self.last_sim_seconds = max(self.last_sim_seconds, sim_seconds)
             except WorkerCrashed as error:
                 self.hangs += isinstance(error, WorkerHung)
                 self._mark_crashed(i)
                 continue
-            images[i] = image
-            reward[i] = env_reward
+            self._images[i] = image
+            reward[row] = env_reward
             for key, value in env_info.items():
-                info[key][i] = value
-        info["worker_crashed"] = self._crashed.copy()
+                info[key][row] = value
+        crashed = self._crashed[indices]
+        info["worker_crashed"] = crashed.copy()
         for key in INFO_KEYS:
-            info[key] &= ~self._crashed  # a crashed episode counts as failed
-        self._images = images
-        terminated = self._crashed.copy()
-        truncated = np.full(self.num_envs, self.elapsed_steps >= self.max_episode_steps)
-        return (
-            Observation(images=images, instructions=list(self.instructions)),
-            reward,
-            terminated,
-            truncated,
-            info,
+            info[key] &= ~crashed  # a crashed episode counts as failed (it keeps its last frame)
+        truncated = self._env_steps[indices] >= self.max_episode_steps
+        observation = Observation(
+            images=self._images[indices], instructions=[self.instructions[i] for i in indices]
         )
+        return observation, reward, crashed.copy(), truncated, info
+
+    def _indices(self, indices) -> np.ndarray:
+        indices = np.asarray(indices, dtype=int).reshape(-1)
+        if indices.size and (indices.min() < 0 or indices.max() >= self.num_envs):
+            raise ValueError(f"env indices must lie in [0, {self.num_envs}), got {indices.tolist()}")
+        if len(np.unique(indices)) != len(indices):
+            raise ValueError(f"env indices repeat: {indices.tolist()}")
+        return indices
+
+    def _drain(self):
+        """Read (and drop) the answers of steps still in flight, e.g. after a rollout that
+        stopped mid-step; a worker that does not answer is restarted."""
+        for i in np.flatnonzero(self._in_flight):
+            self._in_flight[i] = False
+            try:
+                self.workers[i].receive(self.step_timeout_s)
+            except WorkerCrashed:
+                self._restart(i)
 
     def _send_or_restart(self, i: int, command: str, data):
         try:
@@ -291,90 +338,6 @@ class CpuVectorEnv:
     def close(self):
         for worker in self.workers:
             worker.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-class GpuVectorEnv:
-    """All envs in one batched ManiSkill GPU simulation; JAX arrays in and out via DLPack."""
-
-    def __init__(
-        self,
-        env_id: str,
-        num_envs: int,
-        image_size: int,
-        max_episode_steps: int,
-        seed: int = 0,
-        env_options: dict | None = None,
-    ):
-        import gymnasium as gym
-        import torch
-
-        import rl2vla_jax.envs  # noqa: F401  (registers the ids)
-        from rl2vla_jax.envs.actions import CONTROL_MODE
-
-        self.torch = torch
-        self.num_envs = int(num_envs)
-        self.max_episode_steps = int(max_episode_steps)
-        self.default_seed = seed
-        self.env = gym.make(
-            env_id,
-            num_envs=self.num_envs,
-            obs_mode="rgb",
-            control_mode=CONTROL_MODE,
-            sim_backend="physx_cuda",
-            image_size=image_size,
-            max_episode_steps=max_episode_steps,
-            **(env_options or {}),
-        )
-        self.instructions: list[str] = [""] * self.num_envs
-        self.elapsed_steps = 0
-        self.started = time.time()
-
-    def _observation(self, obs) -> Observation:
-        from rl2vla_jax.envs.bridge import torch_to_jax
-
-        # The renderer writes into the same buffer every frame: clone, then share without copying.
-        images = obs["sensor_data"]["base_camera"]["rgb"].clone()
-        return Observation(images=torch_to_jax(images), instructions=list(self.instructions))
-
-    def reset(self, seed: int | list[int] | None = None) -> Observation:
-        obs, _ = self.env.reset(
-            seed=episode_seeds(self.default_seed if seed is None else seed, self.num_envs)
-        )
-        self.instructions = list(self.env.unwrapped.instructions)
-        self.elapsed_steps = 0
-        return self._observation(obs)
-
-    def step(self, actions):
-        from rl2vla_jax.envs.actions import MAX_TRANSLATION, ROTATION_SCALE
-        from rl2vla_jax.envs.bridge import jax_to_torch
-
-        torch = self.torch
-        device = self.env.unwrapped.device
-        if isinstance(actions, np.ndarray):
-            actions = torch.as_tensor(actions, dtype=torch.float32, device=device)
-        else:
-            actions = jax_to_torch(actions).to(device=device, dtype=torch.float32)
-        controller = torch.empty_like(actions)
-        controller[:, :3] = (actions[:, :3] / MAX_TRANSLATION).clamp(-1, 1)
-        controller[:, 3:6] = actions[:, 3:6] / ROTATION_SCALE
-        controller[:, 6] = (2 * actions[:, 6] - 1).clamp(-1, 1)
-        obs, reward, _, _, info = self.env.step(controller)
-        self.elapsed_steps += 1
-        to_numpy = lambda x: x.detach().cpu().numpy()
-        out_info = {key: to_numpy(info[key]).astype(bool) for key in INFO_KEYS if key in info}
-        out_info["worker_crashed"] = np.zeros(self.num_envs, dtype=bool)
-        terminated = np.zeros(self.num_envs, dtype=bool)
-        truncated = np.full(self.num_envs, self.elapsed_steps >= self.max_episode_steps)
-        return self._observation(obs), to_numpy(reward).astype(np.float32), terminated, truncated, out_info
-
-    def close(self):
-        self.env.close()
 
     def __enter__(self):
         return self

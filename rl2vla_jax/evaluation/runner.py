@@ -213,6 +213,7 @@ def evaluate(config, checkpoint: str, settings, options: Options, out: str, log=
             policy.model_config.image_size,
             config.model.max_prompt_tokens,
             policy.model_config.llm.vocab_size,
+            config.env.pipeline_groups,
         )
         try:
             result = run_setting(

@@ -28,7 +28,8 @@ def act(
     rng: jax.Array,
     temperature: float | jax.Array,
 ) -> dict[str, Any]:
-    """images uint8 [B, S, S, 3] at the model's size; prompts right-padded [B, L].
+    """images uint8 [B, S, S, 3] at the model's size; prompts right-padded [B, L]; rng one key
+    for the batch or one per row (see `sampling.sample_actions`).
     Returns tokens [B, 7] (bin indices), token_log_probs [B, 7] (at `temperature`), log_prob [B]
     (their sum), entropy [B] (mean token entropy), entropies [B, 7], descriptor [B] (the
     critic's entropy input, always detached here), value [B] (zeros without a critic)."""

@@ -60,6 +60,9 @@ class Actor:
     image_size: int  # the model's
     prompt_len: int
     vocab_size: int  # the model's llm.vocab_size: which id the prompt's empty token gets
+    # k > 1: the envs run in k groups, the policy acting for one while the others simulate
+    # (`run_episodes`); needs an env with step_send / step_receive (the cpu backend).
+    pipeline_groups: int = 1
 
 
 @dataclasses.dataclass
@@ -106,6 +109,47 @@ class Episodes:
         return out | {f"time_{k}": v for k, v in self.seconds.items()}
 
 
+def env_groups(num_envs: int, pipeline_groups: int) -> list[np.ndarray]:
+    """The envs split into `pipeline_groups` contiguous groups of equal size (one compiled act
+    step serves them all)."""
+    if pipeline_groups < 1 or num_envs % pipeline_groups:
+        raise ValueError(f"pipeline_groups={pipeline_groups} must be >= 1 and divide num_envs={num_envs}")
+    return np.split(np.arange(num_envs), pipeline_groups)
+
+
+@jax.jit
+def env_keys(rng: jax.Array, t, envs: jax.Array) -> jax.Array:
+    """The sampling keys of envs `envs` at step t: fold_in(fold_in(rng, t), i) for env i, so
+    that env i's draw depends on (rng, t, i) only, never on which envs act beside it."""
+    step_key = jax.random.fold_in(rng, t)
+    return jax.vmap(lambda i: jax.random.fold_in(step_key, i))(envs)
+
+
+class _GroupStepper:
+    """Steps one group of envs: `send` starts it, `receive` waits for it. With one group the
+    env's plain `step` does both (every backend has it); with more, the env must split them
+    (`CpuVectorEnv.step_send` / `step_receive`)."""
+
+    def __init__(self, env, groups: list[np.ndarray]):
+        if len(groups) > 1 and not hasattr(env, "step_send"):
+            raise ValueError(
+                f"{type(env).__name__} steps all its envs at once: pipelined rollouts "
+                "(pipeline_groups > 1) need the cpu backend's worker processes"
+            )
+        self.env, self.groups, self.pending = env, groups, {}
+
+    def send(self, g: int, actions) -> None:
+        if len(self.groups) > 1:
+            self.env.step_send(self.groups[g], actions)
+        else:
+            self.pending[g] = actions
+
+    def receive(self, g: int):
+        if len(self.groups) > 1:
+            return self.env.step_receive(self.groups[g])
+        return self.env.step(self.pending.pop(g))
+
+
 def run_episodes(
     actor: Actor,
     policy_params,
@@ -117,11 +161,20 @@ def run_episodes(
     keep_videos: int = 0,
     keep_images: bool = True,
 ) -> Episodes:
-    """One episode per env at `temperature`, step t acting with key fold_in(rng, t).
-    `record=True` keeps every transition (and values the state after the last step, for GAE's
-    bootstrap): what an RL iteration needs; evaluation records only for diagnostics and then
-    drops the images (`keep_images=False`)."""
+    """One episode per env at `temperature`; env i samples step t with key
+    fold_in(fold_in(rng, t), i) (`env_keys`). `record=True` keeps every transition (and values
+    the state after the last step, for GAE's bootstrap): what an RL iteration needs;
+    evaluation records only for diagnostics and then drops the images (`keep_images=False`).
+
+    With `actor.pipeline_groups` = k > 1 the envs run in k groups: the policy acts for group
+    g while the simulator workers step the other groups (RLinf's pipeline). Since each env's
+    keys and inputs are its own, every per-env result equals the sequential rollout's (k = 1)
+    with the same seeds and rng; only `seconds` differ ("simulator" is then the time spent
+    waiting for workers, the part not hidden behind the policy)."""
     env = actor.env
+    groups = env_groups(env.num_envs, actor.pipeline_groups)
+    stepper = _GroupStepper(env, groups)
+    whole = len(groups) == 1  # the whole batch at once: no row selection (device arrays stay whole)
     seconds = {"simulator": 0.0, "policy": 0.0, "host": 0.0}
     clock = time.perf_counter()
     obs = env.reset(seed=seeds)
@@ -149,52 +202,72 @@ def run_episodes(
     frames = [[np.asarray(obs.images[k])] for k in range(keep_videos)]
     success = np.zeros(num_envs, bool)
     dropped = np.zeros(num_envs, bool)
-    bootstrap_value = None
-    for t in range(horizon + (1 if record else 0)):
-        clock = time.perf_counter()
-        images = resize_images(obs.images, actor.image_size)
-        seconds["host"] += time.perf_counter() - clock
-        clock = time.perf_counter()
-        out = actor.act(
-            policy_params,
-            critic_params,
-            images,
-            prompt_ids,
-            prompt_mask,
-            jax.random.fold_in(rng, t),
-            temperature,
-        )
-        out = jax.device_get(out)
-        seconds["policy"] += time.perf_counter() - clock
-        if t == horizon:  # the state after the last step: only its value is needed (bootstrap)
-            bootstrap_value = np.asarray(out["value"], np.float32)
-            break
-        clock = time.perf_counter()
-        actions = actor.decoder(out["tokens"])
-        seconds["host"] += time.perf_counter() - clock
-        clock = time.perf_counter()
-        obs, reward, terminated, _, info = env.step(actions)
-        seconds["simulator"] += time.perf_counter() - clock
-        terminated = np.asarray(terminated)
-        episode_length = np.where(terminated & ~terminated_before, t + 1, episode_length)
-        terminated_before |= terminated
-        success = np.asarray(info["success"], bool)
-        dropped |= np.asarray(info.get("worker_crashed", False), bool)
-        success_once |= success
-        returns += np.asarray(reward)
-        for k in range(keep_videos):
-            frames[k].append(np.asarray(obs.images[k]))
-        if record:
-            transition = (
-                images if keep_images else None,
-                out["tokens"],
-                out["token_log_probs"],
-                out["value"],
+    bootstrap_value = np.zeros(num_envs, np.float32) if record else None
+    group_images = [obs.images if whole else obs.images[rows] for rows in groups]
+
+    def store(t: int, rows, key: str, value) -> None:
+        """Row `rows` of step t's [B, ...] record (the groups fill one step's arrays)."""
+        value = np.asarray(value)
+        if len(steps[key]) == t:
+            steps[key].append(value if whole else np.empty((num_envs, *value.shape[1:]), value.dtype))
+        if not whole:
+            steps[key][t][rows] = value
+
+    for t in range(horizon + 1):  # step `horizon` only receives the last step (and bootstraps)
+        for g, rows in enumerate(groups):
+            if t > 0:  # group g's step t - 1, sent during the previous pass
+                clock = time.perf_counter()
+                obs, reward, terminated, _, info = stepper.receive(g)
+                seconds["simulator"] += time.perf_counter() - clock
+                terminated = np.asarray(terminated)
+                first_end = terminated & ~terminated_before[rows]
+                episode_length[rows] = np.where(first_end, t, episode_length[rows])
+                terminated_before[rows] |= terminated
+                success[rows] = np.asarray(info["success"], bool)
+                dropped[rows] |= np.asarray(info.get("worker_crashed", False), bool)
+                success_once[rows] |= success[rows]
+                returns[rows] += np.asarray(reward)
+                group_images[g] = obs.images
+                for k in range(keep_videos):
+                    if k in rows:
+                        frames[k].append(np.asarray(obs.images[k - rows[0]]))
+                if record:
+                    store(t - 1, rows, "rewards", reward)
+                    store(t - 1, rows, "dones", terminated)
+            if t == horizon and not record:
+                continue
+            clock = time.perf_counter()
+            images = resize_images(group_images[g], actor.image_size)
+            seconds["host"] += time.perf_counter() - clock
+            clock = time.perf_counter()
+            out = actor.act(
+                policy_params,
+                critic_params,
+                images,
+                prompt_ids if whole else prompt_ids[rows],
+                prompt_mask if whole else prompt_mask[rows],
+                env_keys(rng, t, rows),
+                temperature,
             )
-            extra = (reward, terminated, out["entropy"], out["entropies"], out["descriptor"])
-            for key, value in zip(keys, (*transition, *extra)):
-                if value is not None:
-                    steps[key].append(np.asarray(value))
+            out = jax.device_get(out)
+            seconds["policy"] += time.perf_counter() - clock
+            if t == horizon:  # the state after the last step: only its value is needed (bootstrap)
+                bootstrap_value[rows] = np.asarray(out["value"], np.float32)
+                continue
+            clock = time.perf_counter()
+            actions = actor.decoder(out["tokens"])
+            seconds["host"] += time.perf_counter() - clock
+            clock = time.perf_counter()
+            stepper.send(g, actions)
+            seconds["simulator"] += time.perf_counter() - clock
+            if record:
+                if keep_images:
+                    store(t, rows, "images", images)
+                store(t, rows, "tokens", out["tokens"])
+                store(t, rows, "token_log_probs", out["token_log_probs"])
+                store(t, rows, "values", out["value"])
+                for key in ("entropy", "entropies", "descriptor"):
+                    store(t, rows, key, out[key])
     return Episodes(
         success=success,
         success_once=success_once,

@@ -39,10 +39,21 @@ def _empty_cache(model_config: OpenVLAConfig, batch: int, slots: int) -> dict[st
     return {"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype)}
 
 
+def _per_row(rng: jax.Array) -> bool:
+    """Whether `rng` holds one key per batch row ([B] typed keys, or raw uint32 [B, 2]) rather
+    than one key for the whole batch (decided by its static shape: no recompile per call)."""
+    typed = jnp.issubdtype(rng.dtype, jax.dtypes.prng_key)
+    return rng.ndim == (1 if typed else 2)
+
+
 def _choose(logits: jax.Array, rng: jax.Array, temperature: jax.Array) -> jax.Array:
-    """Sample from softmax(logits / T); argmax at T = 0 (one compiled program for both)."""
+    """Sample from softmax(logits / T); argmax at T = 0 (one compiled program for both).
+    Per-row keys draw each row on its own, so a row's draw never depends on the batch it is in."""
     safe_t = jnp.where(temperature > 0, temperature, 1.0)
-    sampled = jax.random.categorical(rng, logits / safe_t, axis=-1)
+    if _per_row(rng):
+        sampled = jax.vmap(lambda key, row: jax.random.categorical(key, row / safe_t))(rng, logits)
+    else:
+        sampled = jax.random.categorical(rng, logits / safe_t, axis=-1)
     return jnp.where(temperature > 0, sampled, jnp.argmax(logits, axis=-1)).astype(jnp.int32)
 
 
@@ -69,7 +80,10 @@ def _sample_actions(params, model_config, pixel_values, prompt_ids, prompt_mask,
         next_logits = _apply(params, cfg, step_hidden[:, 0], method=OpenVLA.action_logits)
         return (cache, next_logits, position + 1), (bin_index, logits)
 
-    rngs = jax.random.split(rng, num_tokens)
+    if _per_row(rng):  # [B] keys -> [7, B]: token j of row b drawn with split(key_b)[j]
+        rngs = jnp.swapaxes(jax.vmap(lambda key: jax.random.split(key, num_tokens))(rng), 0, 1)
+    else:
+        rngs = jax.random.split(rng, num_tokens)
     (_, last_logits, _), (bins, logits) = jax.lax.scan(
         decode_step, (cache, first_logits, last + 1), rngs[:-1]
     )
@@ -98,6 +112,9 @@ def sample_actions(
 
     Args: pixel_values [B, S, S, 6] float, prompt_ids [B, L] int32 right-padded, prompt_mask
     [B, L] bool, temperature a scalar (0 = greedy; traced, so no recompile when it changes).
+    rng: one key shared by the batch, or one key per row ([B] typed keys or raw uint32 [B, 2]):
+    then row b's tokens depend only on its inputs and its key, whatever else is in the batch
+    (how `run_episodes` makes a pipelined rollout draw what the sequential one draws).
     Returns dict:
       tokens    [B, 7] int32 bin indices 0..255;   token_ids [B, 7] int32 vocab ids;
       log_probs [B, 7] log softmax(logits / T)[token] (T = 0 scored at T = 1);

@@ -168,6 +168,7 @@ def _train(config, workdir: str, hp, model_cfg, eval_settings: list[str]) -> dic
         model_cfg.image_size,
         config.model.max_prompt_tokens,
         model_cfg.llm.vocab_size,
+        config.env.pipeline_groups,
     )
     logger = RunLogger(workdir, config.train.use_wandb, config, enabled=jax.process_index() == 0)
     start = int(state.iteration)

@@ -6,6 +6,7 @@ import types
 
 import jax
 import numpy as np
+import pytest
 
 from configs import film_evi
 from rl2vla_jax.envs import vector_env
@@ -166,3 +167,47 @@ def test_evaluation_counts_a_hung_episode_apart(monkeypatch, tmp_path):
     assert (rows["train"]["episodes"], rows["train"]["crashed"], rows["train"]["success"]) == (2, 1, 1.0)
     assert "1 episode(s) crashed or hung in the simulator (worker restarted)" in text and "(train: 1)" in text
     assert report.per_seed_rows({"train": result})[0]["crashed"] == 1
+
+
+def test_groups_step_apart_and_a_hang_stays_in_its_group(monkeypatch):
+    # step_send / step_receive on groups of the stand-in workers: each group's answer holds its
+    # own rows, each env counts its own steps, and a hang marks only its env.
+    monkeypatch.setattr(vector_env, "worker_main", fake_worker.worker_main)
+    env = vector_env.CpuVectorEnv("fake", 5, fake_worker.SIZE, 2, seed=11, step_timeout_s=0.5)
+    try:
+        env.reset()
+        actions = np.random.default_rng(7).normal(size=(5, 7)).astype(np.float32)
+        first, second = np.array([3, 0, 4]), np.array([1, 2])
+        env.step_send(first, actions[first])
+        with pytest.raises(RuntimeError, match="in flight"):
+            env.step_send([4], actions[[4]])
+        with pytest.raises(RuntimeError, match="no step in flight"):
+            env.step_receive(second)
+        env.step_send(second, actions[second])
+        obs, reward, terminated, truncated, info = env.step_receive(second)
+        np.testing.assert_array_equal(reward, actions[second, 1])
+        assert obs.images.shape == (2, fake_worker.SIZE, fake_worker.SIZE, 3) and obs.images.max() == 1
+        assert not truncated.any() and not terminated.any()
+        env.step_send(second, actions[second])  # group 2 runs ahead: its second and last step
+        hang = actions[first].copy()
+        hang[1, 0] = fake_worker.HANG  # env 0, in the middle of the first group
+        _, reward, terminated, truncated, info = env.step_receive(second)
+        assert truncated.all() and info["success"].all() and env.elapsed_steps == 2
+        _, reward, terminated, truncated, info = env.step_receive(first)
+        np.testing.assert_array_equal(reward, actions[first, 1])
+        assert not truncated.any() and not info["success"].any()
+        env.step_send(first, hang)
+        obs, reward, terminated, truncated, info = env.step_receive(first)
+        np.testing.assert_array_equal(terminated, [False, True, False])
+        np.testing.assert_array_equal(info["worker_crashed"], [False, True, False])
+        np.testing.assert_array_equal(info["success"], [True, False, True])
+        np.testing.assert_array_equal(reward, [hang[0, 1], 0.0, hang[2, 1]])
+        assert truncated.all() and obs.images[1].max() == 1 and obs.images[0].min() == 2
+        assert (env.restarts, env.hangs) == (1, 1)
+        env.step_send(second, actions[second])  # left in flight: the reset reads and drops it
+        obs = env.reset(seed=[5, 6, 7, 8, 9])
+        assert obs.instructions == [f"task {s}" for s in range(5, 10)] and obs.images.max() == 0
+        _, _, terminated, truncated, _ = env.step(actions)
+        assert not terminated.any() and not truncated.any() and env.elapsed_steps == 1
+    finally:
+        env.close()

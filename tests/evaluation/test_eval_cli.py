@@ -38,6 +38,16 @@ def test_unknown_setting_is_one_line_error(tmp_path):
     _one_error_line(proc, "error: unknown suite 'mine'")
 
 
+def test_pipelined_rollouts_on_a_batched_simulator_are_one_line_errors(tmp_path):
+    proc = _eval(
+        "--checkpoint=random", "--suite=rl4vla", "--config.env.pipeline_groups=2", f"--out={tmp_path}/out"
+    )
+    _one_error_line(proc, "error: --suite=rl4vla steps all envs at once: set config.env.pipeline_groups=1")
+    proc = _eval("--checkpoint=random", "--config.env.pipeline_groups=3", f"--out={tmp_path}/out")
+    _one_error_line(proc, "error: config.env.pipeline_groups=3 must be >= 1 and divide config.env.num_envs=2")
+    assert not os.path.exists(tmp_path / "out")
+
+
 @pytest.mark.sim
 @pytest.mark.slow
 def test_two_settings_one_episode_full_results_folder_then_resume(tmp_path):

@@ -88,6 +88,25 @@ def test_batched_equals_one_by_one(setup):
         np.testing.assert_allclose(single["logits"][0], batched["logits"][b], atol=2e-5, rtol=1e-5)
 
 
+def test_per_row_keys_draw_a_row_the_same_in_any_batch(setup):
+    """With one key per row, a subset of rows samples exactly the rows the whole batch samples
+    (what a pipelined rollout relies on); typed [B] and raw [B, 2] keys draw alike."""
+    cfg, params, pixels, ids, mask = setup
+    keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(13), i))(jnp.arange(3))
+    full = sampling.sample_actions(params, cfg, pixels, ids, mask, keys, 5.0)
+    raw = sampling.sample_actions(params, cfg, pixels, ids, mask, jax.random.key_data(keys), 5.0)
+    np.testing.assert_array_equal(raw["tokens"], full["tokens"])
+    for rows in (np.array([0, 2]), np.array([1])):
+        part = sampling.sample_actions(params, cfg, pixels[rows], ids[rows], mask[rows], keys[rows], 5.0)
+        np.testing.assert_array_equal(part["tokens"], full["tokens"][rows])
+        np.testing.assert_allclose(part["log_probs"], full["log_probs"][rows], atol=2e-5)
+    # One shared key draws row b differently in a batch of its own: the property is the keys'.
+    shared = sampling.sample_actions(params, cfg, pixels, ids, mask, jax.random.key(13), 5.0)
+    rows = np.array([0, 2])
+    alone = sampling.sample_actions(params, cfg, pixels[rows], ids[rows], mask[rows], jax.random.key(13), 5.0)
+    assert not np.array_equal(alone["tokens"], shared["tokens"][rows])
+
+
 def test_greedy_is_argmax_and_sampling_varies(setup):
     cfg, params, pixels, ids, mask = setup
     greedy = sampling.sample_actions(params, cfg, pixels, ids, mask, jax.random.key(0), 0.0)

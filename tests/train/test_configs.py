@@ -161,6 +161,27 @@ def test_invalid_choices_are_one_line_errors():
         hparams.validate(config)
 
 
+def test_pipeline_groups_divide_the_envs_on_the_cpu_backend():
+    config = _load("film_evi")
+    config.env.num_envs, config.env.max_episode_steps = 6, 20
+    config.ppo.minibatch_size, config.ppo.grad_accum_steps = 5, 2
+    config.env.pipeline_groups = 3
+    hparams.validate(config)
+    config.env.pipeline_groups = 4
+    with pytest.raises(ConfigError, match="pipeline_groups=4 must be >= 1 and divide config.env.num_envs=6"):
+        hparams.validate(config)
+    config.env.pipeline_groups = 0
+    with pytest.raises(ConfigError, match="pipeline_groups=0 must be >= 1"):
+        hparams.validate(config)
+    config.env.pipeline_groups, config.env.backend = 2, "gpu"
+    with pytest.raises(ConfigError, match="pipeline_groups=2 needs env.backend='cpu'"):
+        config_base.validate_common(config)
+    evaluation = _load("eval")
+    evaluation.env.pipeline_groups = 3
+    with pytest.raises(ConfigError, match="divide config.env.num_envs=2"):
+        config_base.validate_common(evaluation)
+
+
 def test_choice_names_match_what_the_models_build():
     assert set(CRITICS) == set(critics.CRITICS)
     assert set(MODEL_PRESETS) == set(model_config_lib.PRESETS)
