@@ -184,9 +184,7 @@ def rl(arg) -> ml_collections.ConfigDict:
     # V stays a baseline; "all" lets the sampled action move V (measured in docs/evi.md).
     c.critic.descriptor_tokens = "first"
     c.critic.detach_descriptor = True
-    # True: the critic reads the policy's hidden state through a stop-gradient, so the value
-    # loss trains only the critic; False (RL4VLA): it also moves the shared LoRA factors.
-    c.critic.detach_hidden = False
+    c.critic.detach_hidden = False  # True: value loss stops at the critic; False (RL4VLA): moves LoRA too
     # True: RL4VLA's ValueHead (last layer without bias, N(0, 0.02); hidden layers Kaiming-normal
     # fan_out with zero bias); False: Flax's default Dense init and a biased last layer.
     c.critic.rl4vla_head = False
@@ -244,9 +242,7 @@ def rl(arg) -> ml_collections.ConfigDict:
         c.ppo.minibatch_size, c.ppo.grad_accum_steps, c.ppo.epochs = 40, 1, 1
         c.optim.actor_lr = 1e-4
         c.critic.hidden_sizes, c.critic.film_hidden_size = (128, 64), 32
-        # exp10: at lr 3e-4 the shared critic took success 19% -> 10%, the detached one kept
-        # it at 18% (one run each; suggestive, not significant).
-        c.critic.detach_hidden = True
+        c.critic.detach_hidden = True  # exp10, lr 3e-4: shared 19% -> 10%, detached 18% (1 run each)
         c.train.iterations = 300
         c.train.checkpoint_every = 10
     if arg.paper:
