@@ -10,6 +10,8 @@ import json
 import os
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from rl2vla_jax.validation import ConfigError
@@ -42,8 +44,13 @@ def _arrays(action_stats: dict[str, Any]):
     return q01, q99, mask
 
 
-def unnormalize(actions: np.ndarray, action_stats: dict[str, Any]) -> np.ndarray:
+def unnormalize(actions, action_stats: dict[str, Any]):
+    """numpy in, float64 numpy out; a jax array (or tracer) in, float32 jnp out, computed where
+    it lives (device-resident rollouts), so within float32 rounding of the numpy result."""
     q01, q99, mask = _arrays(action_stats)
+    if isinstance(actions, jax.Array):
+        q01, q99, actions = (jnp.asarray(x, jnp.float32) for x in (q01, q99, actions))
+        return jnp.where(mask, 0.5 * (actions + 1.0) * (q99 - q01) + q01, actions)
     actions = np.asarray(actions, np.float64)
     return np.where(mask, 0.5 * (actions + 1.0) * (q99 - q01) + q01, actions)
 

@@ -4,6 +4,11 @@
 Every env runs one episode of the env's full horizon (no auto-reset, as RL4VLA); success is
 scored at the last step. Prompts are padded to a fixed length so that new instructions never
 recompile the act step.
+
+Device-resident envs (the gpu backend: observations are jax arrays) keep the images, the act
+step's outputs and the recorded buffer on the device: actions are decoded there and handed to
+the env as jax arrays, and only the env's small per-env host values (rewards, terminations,
+success) live on the host (docs/performance.md, "Device-resident rollouts").
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import time
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
@@ -71,6 +77,8 @@ class Episodes:
     success_once, return, episode_length (first termination, else the horizon). `steps`
     (time-major host arrays for a `Rollout`) and `bootstrap_value` only when recorded;
     `frames[k]` the horizon + 1 camera frames of env k for videos; `seconds` per phase.
+    With a device-resident env, the steps of the act step's outputs (images, tokens, log-probs,
+    values, entropies, descriptor), `bootstrap_value` and `frames` are jax arrays on its device.
     `dropped` [B]: episodes whose simulator worker crashed or hung (the env restarts it): left
     out of the means, counted in `episodes_dropped`, and marked invalid in the `Rollout`, so
     that none of their transitions trains the policy or the critic."""
@@ -81,9 +89,9 @@ class Episodes:
     episode_length: np.ndarray
     prompt_ids: np.ndarray
     prompt_mask: np.ndarray
-    steps: dict[str, np.ndarray] | None
-    bootstrap_value: np.ndarray | None
-    frames: list[list[np.ndarray]]
+    steps: dict[str, np.ndarray | jax.Array] | None
+    bootstrap_value: np.ndarray | jax.Array | None
+    frames: list[list[np.ndarray | jax.Array]]
     seconds: dict[str, float]
     dropped: np.ndarray | None = None
 
@@ -182,6 +190,10 @@ def run_episodes(
     prompt_ids, prompt_mask = encode_prompts(
         actor.tokenizer, obs.instructions, actor.prompt_len, vocab_size=actor.vocab_size
     )
+    on_device = isinstance(obs.images, jax.Array)  # a device-resident env (the gpu backend)
+    # The prompts go to the device once, not with every act call.
+    prompts = (jnp.asarray(prompt_ids), jnp.asarray(prompt_mask)) if on_device else (prompt_ids, prompt_mask)
+    frame = (lambda image: image) if on_device else np.asarray  # video frames stay where they are
     horizon, num_envs = env.max_episode_steps, env.num_envs
     keys = (
         "images",
@@ -199,14 +211,22 @@ def run_episodes(
     success_once = np.zeros(num_envs, bool)
     terminated_before = np.zeros(num_envs, bool)
     episode_length = np.full(num_envs, horizon)
-    frames = [[np.asarray(obs.images[k])] for k in range(keep_videos)]
+    frames = [[frame(obs.images[k])] for k in range(keep_videos)]
     success = np.zeros(num_envs, bool)
     dropped = np.zeros(num_envs, bool)
     bootstrap_value = np.zeros(num_envs, np.float32) if record else None
+    bootstrap_parts = []  # device-resident: each group's bootstrap values, in row order
     group_images = [obs.images if whole else obs.images[rows] for rows in groups]
 
     def store(t: int, rows, key: str, value) -> None:
-        """Row `rows` of step t's [B, ...] record (the groups fill one step's arrays)."""
+        """Row `rows` of step t's [B, ...] record (the groups fill one step's arrays). Device
+        arrays stay on the device: each group's part, in row order (the groups are contiguous
+        and act in order), joined by `_stack` at the end."""
+        if isinstance(value, jax.Array):
+            if len(steps[key]) == t:
+                steps[key].append([])
+            steps[key][t].append(value)
+            return
         value = np.asarray(value)
         if len(steps[key]) == t:
             steps[key].append(value if whole else np.empty((num_envs, *value.shape[1:]), value.dtype))
@@ -230,7 +250,7 @@ def run_episodes(
                 group_images[g] = obs.images
                 for k in range(keep_videos):
                     if k in rows:
-                        frames[k].append(np.asarray(obs.images[k - rows[0]]))
+                        frames[k].append(frame(obs.images[k - rows[0]]))
                 if record:
                     store(t - 1, rows, "rewards", reward)
                     store(t - 1, rows, "dones", terminated)
@@ -244,15 +264,19 @@ def run_episodes(
                 policy_params,
                 critic_params,
                 images,
-                prompt_ids if whole else prompt_ids[rows],
-                prompt_mask if whole else prompt_mask[rows],
+                prompts[0] if whole else prompts[0][rows],
+                prompts[1] if whole else prompts[1][rows],
                 env_keys(rng, t, rows),
                 temperature,
             )
-            out = jax.device_get(out)
+            # Waiting (not copying) on the device keeps the policy's time its own.
+            out = jax.block_until_ready(out) if on_device else jax.device_get(out)
             seconds["policy"] += time.perf_counter() - clock
             if t == horizon:  # the state after the last step: only its value is needed (bootstrap)
-                bootstrap_value[rows] = np.asarray(out["value"], np.float32)
+                if on_device:
+                    bootstrap_parts.append(out["value"].astype(jnp.float32))
+                else:
+                    bootstrap_value[rows] = np.asarray(out["value"], np.float32)
                 continue
             clock = time.perf_counter()
             actions = actor.decoder(out["tokens"])
@@ -275,16 +299,26 @@ def run_episodes(
         episode_length=episode_length,
         prompt_ids=prompt_ids,
         prompt_mask=prompt_mask,
-        steps={k: np.stack(v) for k, v in steps.items() if v} if record else None,
-        bootstrap_value=bootstrap_value,
+        steps={k: _stack(v) for k, v in steps.items() if v} if record else None,
+        bootstrap_value=jnp.concatenate(bootstrap_parts) if bootstrap_parts else bootstrap_value,
         frames=frames,
         seconds=seconds,
         dropped=dropped,
     )
 
 
+def _stack(records: list):
+    """One key's records, time-major: host arrays [B, ...] per step, or device-resident lists
+    of each group's part per step (joined and stacked on the device)."""
+    if not isinstance(records[0], list):
+        return np.stack(records)
+    return jnp.stack([parts[0] if len(parts) == 1 else jnp.concatenate(parts) for parts in records])
+
+
 def to_rollout(episodes: Episodes, group_ids) -> Rollout:
-    """The recorded transitions of `run_episodes(record=True)` as an RL `Rollout`."""
+    """The recorded transitions of `run_episodes(record=True)` as an RL `Rollout`; the fields a
+    device-resident rollout recorded on the device (images, tokens, log-probs, values, the
+    bootstrap value) stay jax arrays there, the env's host values numpy."""
     steps = episodes.steps
     horizon, num_envs = steps["rewards"].shape
     dropped = np.zeros(num_envs, bool) if episodes.dropped is None else np.asarray(episodes.dropped, bool)
