@@ -70,3 +70,28 @@ def test_accepts_jax_actions(vector_env):
     vector_env.reset(seed=41)
     obs, reward, _, _, _ = vector_env.step(jnp.zeros((NUM_ENVS, 7), jnp.float32).at[:, 6].set(1.0))
     assert obs.images.shape[0] == NUM_ENVS and reward.shape == (NUM_ENVS,)
+
+
+def _episode_frames(env, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    frames = [env.reset(seed=[seed]).images[0]]
+    for _ in range(env.max_episode_steps):
+        actions = rng.uniform(-1, 1, (1, 7)).astype(np.float32) * np.float32([0.1] * 3 + [0.3] * 3 + [1])
+        frames.append(env.step(actions)[0].images[0])
+    return np.stack(frames)
+
+
+@pytest.mark.sim
+def test_an_episode_does_not_depend_on_the_workers_history():
+    # A resumed run starts new workers: their first episode must equal what long-running
+    # workers produce for the same seed and actions, frame for frame.
+    def run(seeds):
+        env = make_vector_env("train", num_envs=1, backend="cpu", image_size=224, max_episode_steps=2)
+        try:
+            return [_episode_frames(env, seed) for seed in seeds]
+        finally:
+            env.close()
+
+    after_history = run([5, 7])[1]
+    fresh = run([7])[0]
+    np.testing.assert_array_equal(fresh, after_history)
