@@ -60,11 +60,6 @@ def worker_main(conn, env_id: str, image_size: int, max_episode_steps: int, env_
 
     try:
         env = make_single_env(env_id, image_size, max_episode_steps, env_options=env_options)
-        # A fresh simulator renders its first episode slightly differently (+-1 in some pixels)
-        # from the same seed later on; a resumed run's new workers would then act on other
-        # images than the uninterrupted run's. One throwaway reset and step removes that.
-        env.reset(seed=0)
-        env.step(openvla_to_controller(np.zeros(7, dtype=np.float32)))
         conn.send(("ready", None))
     except Exception:  # noqa: BLE001  (any failure to build must reach the parent, not vanish)
         conn.send(("error", traceback.format_exc()))
@@ -76,7 +71,10 @@ def worker_main(conn, env_id: str, image_size: int, max_episode_steps: int, env_
             break
         try:
             if command == "reset":
-                obs, info = env.reset(seed=int(data))
+                # A fresh scene every episode: the physics and renderer otherwise carry state from
+                # earlier episodes (a seed's frames differed after other episodes), so a resumed
+                # run's new workers would not replay the uninterrupted run. Costs ~0.5 s a reset.
+                obs, info = env.reset(seed=int(data), options={"reconfigure": True})
                 conn.send(("ok", _image(obs), env.unwrapped.instructions[0], _info(info)))
             elif command == "step":
                 started = time.perf_counter()
