@@ -13,7 +13,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from rl2vla_jax import cli, config_base
-from rl2vla_jax.validation import CAMERAS, LAYOUTS, ConfigError
+from rl2vla_jax.validation import CAMERAS, LAYOUTS, ConfigError, check_pipeline_groups
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Evaluation config file[:presets].", lock_config=True
@@ -46,8 +46,8 @@ def main(argv):
     from rl2vla_jax.evaluation import selection  # imports the simulator: after the cheap checks
 
     suite = _SUITE.value or config.env.suite
-    if suite == "rl4vla" and config.env.pipeline_groups > 1:  # one batched simulator: nothing to overlap
-        raise ConfigError("--suite=rl4vla steps all envs at once: set config.env.pipeline_groups=1")
+    # --suite may differ from config.env.suite, which validate_common checked against
+    check_pipeline_groups(config.env.pipeline_groups, config.env.num_envs, config.env.backend, suite)
     entries = selection.select_settings(suite, _SETTINGS.value)
     seeds = selection.parse_seeds(_SEEDS.value, config.eval.seeds)
     episodes = _EPISODES.value or config.eval.episodes
