@@ -42,7 +42,9 @@ def test_pipelined_rollouts_on_a_batched_simulator_are_one_line_errors(tmp_path)
     proc = _eval(
         "--checkpoint=random", "--suite=rl4vla", "--config.env.pipeline_groups=2", f"--out={tmp_path}/out"
     )
-    _one_error_line(proc, "error: config.env.pipeline_groups=2 needs env.backend='cpu' and a suite other than rl4vla")
+    _one_error_line(
+        proc, "error: config.env.pipeline_groups=2 needs env.backend='cpu' and a suite other than rl4vla"
+    )
     proc = _eval("--checkpoint=random", "--config.env.pipeline_groups=3", f"--out={tmp_path}/out")
     _one_error_line(proc, "error: config.env.pipeline_groups=3 must be >= 1 and divide config.env.num_envs=2")
     assert not os.path.exists(tmp_path / "out")
