@@ -53,6 +53,9 @@ def main(argv):
     episodes = _EPISODES.value or config.eval.episodes
     from rl2vla_jax.evaluation import report, runner  # JAX: only once the arguments are valid
 
+    if not 1 <= episodes <= runner.MAX_EPISODES:
+        raise ConfigError(f"episodes={episodes} must be between 1 and {runner.MAX_EPISODES} per setting and seed")
+
     checkpoint = runner.resolve_checkpoint(_CHECKPOINT.value)
     compare = _COMPARE.value
     if compare and not selection.is_results_folder(compare):

@@ -12,7 +12,10 @@ Results folder OUT:
                              the checkpoint's critic's values when it has one (else V = 0)
 
 Episode e of seed s uses env seed EVAL_SEED_BASE + s * 100_000 + e in every setting (the same
-seed gives the same layout in every setting), disjoint from the demonstration seeds (0, 1, ...).
+seed gives the same layout in every setting), disjoint from the demonstration seeds (0, 1, ...),
+except in `id`: in suite "ours" it is the train distribution itself, so on the train setting's
+seeds it would replay the very same episodes and "ID (all)" would count each one twice. Its
+episodes come from their own block, EVAL_SEED_BASE + s * 100_000 + 50_000 + e.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from rl2vla_jax.validation import ConfigError
 from rl2vla_jax.video import write_video
 
 EVAL_SEED_BASE = 10_000_000
+MAX_EPISODES = 50_000  # per setting and seed: the size of a seed's block for one setting
+_SEED_BLOCK = {"id": 1}  # settings whose episodes must differ from the train setting's
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,8 +102,8 @@ def prepare_folder(out: str, options: Options, create: bool = True) -> None:
         files.write_json(path, options.to_dict())
 
 
-def episode_seed(seed: int, episode: int) -> int:
-    return EVAL_SEED_BASE + seed * 100_000 + episode
+def episode_seed(seed: int, episode: int, setting: str = "train") -> int:
+    return EVAL_SEED_BASE + seed * 100_000 + _SEED_BLOCK.get(setting, 0) * MAX_EPISODES + episode
 
 
 def run_setting(config, actor, params, setting, options: Options, out: str, videos: int, critic=None) -> dict:
@@ -118,7 +123,7 @@ def run_setting(config, actor, params, setting, options: Options, out: str, vide
         }
         for first in range(0, options.episodes, num_envs):
             count = min(num_envs, options.episodes - first)
-            seeds = [episode_seed(seed, first + i) for i in range(num_envs)]  # spare envs run, unscored
+            seeds = [episode_seed(seed, first + i, setting.setting) for i in range(num_envs)]  # spare envs run, unscored
             keep = min(videos, count) if seed_index == 0 and first == 0 else 0
             rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), seeds[0])
             episodes = episodes_lib.run_episodes(

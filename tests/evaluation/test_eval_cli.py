@@ -38,6 +38,12 @@ def test_unknown_setting_is_one_line_error(tmp_path):
     _one_error_line(proc, "error: unknown suite 'mine'")
 
 
+def test_too_many_episodes_is_one_line_error(tmp_path):
+    proc = _eval("--checkpoint=random", "--episodes=50001", f"--out={tmp_path}/out")
+    _one_error_line(proc, "error: episodes=50001 must be between 1 and 50000 per setting and seed")
+    assert not os.path.exists(tmp_path / "out")
+
+
 def test_pipelined_rollouts_on_a_batched_simulator_are_one_line_errors(tmp_path):
     proc = _eval(
         "--checkpoint=random", "--suite=rl4vla", "--config.env.pipeline_groups=2", f"--out={tmp_path}/out"

@@ -96,3 +96,20 @@ def test_a_setting_whose_episodes_all_crashed_reads_n_a(recwarn):
     text = report.markdown(list(rows.values()), "a", "b")
     assert "| ID | train | 0 | n/a [n/a, n/a] |" in text and "(train: 2)" in text
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_id_episodes_differ_from_train_and_ood_settings_pair_with_train():
+    # In suite "ours" `id` is the train distribution: on the train setting's seeds it would replay
+    # the same episodes and "ID (all)" would count each twice.
+    from rl2vla_jax.envs import suites
+    from rl2vla_jax.evaluation import runner
+
+    def seeds(setting):
+        return {runner.episode_seed(s, e, setting) for s in (0, 1, 2) for e in range(64)}
+
+    train = seeds("train")
+    assert not seeds("id") & train
+    assert len(seeds("id")) == len(train) == 3 * 64
+    for setting in suites.SUITES["ours"]:
+        if setting != "id":
+            assert seeds(setting) == train, setting  # same layouts: paired comparisons
