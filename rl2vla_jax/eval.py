@@ -33,7 +33,7 @@ _HORIZON = flags.DEFINE_integer(
     "max_episode_steps", None, "Episode length (success at its last step).", lower_bound=1
 )
 _CAMERA = flags.DEFINE_enum("camera", None, CAMERAS, "Camera framing.")
-_LAYOUT = flags.DEFINE_enum("layout", None, LAYOUTS, "Object and plate spread of the ID settings.")
+_LAYOUT = flags.DEFINE_enum("layout", None, LAYOUTS, "Object and plate spread of the ID settings; narrow_all: of every setting.")
 flags.mark_flags_as_required(["config", "checkpoint"])
 
 

@@ -25,7 +25,8 @@ DESCRIPTOR_MODES = ("mean", "sum")
 DESCRIPTOR_TOKENS = ("all", "first")  # which token entropies feed the EVI descriptor
 ENV_BACKENDS = ("cpu", "gpu")
 CAMERAS = ("wide", "close")  # rl2vla_jax/envs/put_on_plate.py: CAMERAS
-LAYOUTS = ("full", "narrow")  # rl2vla_jax/envs/put_on_plate.py: LAYOUTS
+# rl2vla_jax/envs/put_on_plate.py: LAYOUTS, plus "narrow_all" (that file: PutOnPlateEnv.__init__)
+LAYOUTS = ("full", "narrow", "narrow_all")
 MODEL_PRESETS = ("tiny", "small", "openvla_7b")
 PARAM_DTYPES = ("float32", "bfloat16")
 REMAT_POLICIES = ("none", "full", "dots")

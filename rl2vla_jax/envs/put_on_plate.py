@@ -119,7 +119,13 @@ class PutOnPlateEnv(BaseEnv):
         self.image_size = int(image_size)
         self.camera = CAMERAS[camera]
         spec = self.setting_spec
-        self.layout = LAYOUTS[layout if spec.category == "ID" else "full"]
+        # "narrow" narrows the ID settings only. "narrow_all" (an evaluation option) puts the target
+        # object and its receptacle on the narrow layout in every setting, so that a narrow-trained
+        # policy's OOD score measures the setting's own shift, not also a spread it never saw.
+        # Distractors keep the full layout: a second plate does not fit in the narrow region.
+        narrow_everywhere = layout == "narrow_all"
+        self.layout = LAYOUTS["narrow" if narrow_everywhere else layout if spec.category == "ID" else "full"]
+        self.distractor_layout = LAYOUTS["full"]
         self.object_kinds = _pool(spec.objects, catalog.TRAIN_OBJECTS, catalog.UNSEEN_OBJECTS)
         self.distractor_kinds = _pool(spec.distractor_object, catalog.TRAIN_OBJECTS, catalog.UNSEEN_OBJECTS)
         self.receptacle_kinds = _pool(spec.receptacles, catalog.TRAIN_RECEPTACLES, catalog.UNSEEN_RECEPTACLES)
@@ -348,9 +354,10 @@ class PutOnPlateEnv(BaseEnv):
         # Receptacles first, then objects, each rejected until nothing overlaps.
         placed: list[tuple[np.ndarray, float]] = []
         receptacle_xy = []
-        for r in receptacles:
+        for n, r in enumerate(receptacles):
             radius = self.all_receptacle_kinds[r].footprint_radius
-            xy = _sample_clear(rng, placed, radius, lambda: _box_point(rng, self.layout.receptacle_region))
+            region = (self.layout if n == 0 else self.distractor_layout).receptacle_region
+            xy = _sample_clear(rng, placed, radius, lambda region=region: _box_point(rng, region))
             placed.append((xy, radius))
             receptacle_xy.append(xy)
         object_xy, object_yaw = [], []
@@ -360,8 +367,9 @@ class PutOnPlateEnv(BaseEnv):
                 xy = _sample_clear(rng, placed, extent, lambda: _ring_point(rng))
                 yaw = rng.choice([-1.0, 1.0]) * rng.uniform(*UNSEEN_YAW_ABS)
             else:
-                xy = _sample_clear(rng, placed, extent, lambda: _disk_point(rng, self.layout.object_radius))
-                yaw = rng.uniform(*self.layout.yaw)
+                layout = self.layout if n == 0 else self.distractor_layout
+                xy = _sample_clear(rng, placed, extent, lambda layout=layout: _disk_point(rng, layout.object_radius))
+                yaw = rng.uniform(*layout.yaw)
             placed.append((xy, extent))
             object_xy.append(xy)
             object_yaw.append(float(yaw))

@@ -137,6 +137,30 @@ def test_narrow_layout_narrows_the_id_settings_only():
 
 
 @pytest.mark.sim
+def test_narrow_all_layout_narrows_target_and_receptacle_in_ood_settings_too():
+    from rl2vla_jax.envs.put_on_plate import LAYOUTS, WORKSPACE_CENTRE
+
+    narrow = LAYOUTS["narrow"]
+    (x_low, x_high), (y_low, y_high) = narrow.receptacle_region
+    for setting in ("unseen_table", "multi_object_unseen", "multi_receptacle"):
+        env = make(setting, obs_mode="state", layout="narrow_all")
+        try:
+            for seed in range(6):
+                env.reset(seed=seed)
+                unwrapped = env.unwrapped
+                plan = unwrapped.episode_plans[0]
+                assert np.linalg.norm(np.asarray(plan["object_xy"][0]) - WORKSPACE_CENTRE) <= narrow.object_radius + 1e-6
+                x, y = plan["receptacle_xy"][0]
+                assert x_low - 1e-6 <= x <= x_high + 1e-6 and y_low - 1e-6 <= y <= y_high + 1e-6, setting
+                start = unwrapped.target_pose().p[0, :2].numpy()
+                for _ in range(3):  # overlapping placements would throw the target across the table
+                    env.step(np.zeros(env.action_space.shape, np.float32))
+                assert np.linalg.norm(unwrapped.target_pose().p[0, :2].numpy() - start) < 0.02, (setting, seed)
+        finally:
+            env.close()
+
+
+@pytest.mark.sim
 def test_close_camera_frames_the_workspace_tighter():
     """The same scene is bigger in the close camera: the object covers more pixels."""
     counts = {}
