@@ -120,7 +120,7 @@ def common(arg) -> ml_collections.ConfigDict:
     c.env.max_episode_steps = 20  # the expert needs ~10-16 steps to succeed; shorter cannot
     c.env.image_size = 224  # camera resolution (square); the model resizes to its own size
     c.env.camera = "wide"  # "wide" | "close" (tighter framing for small images)
-    c.env.layout = "full"  # "full" | "narrow" | "narrow_all": how widely the ID (all) settings spread object and plate
+    c.env.layout = "full"  # "full" | "narrow" (ID settings) | "narrow_all" (every setting): object and plate spread
     c.env.step_timeout_s = 60.0  # cpu backend: a simulator worker silent this long in a step is restarted
     # cpu backend: k > 1 runs the envs in k groups, the policy acting for one group while the
     # simulator steps the others (docs/performance.md, pipelined rollouts); 1 = sequential.

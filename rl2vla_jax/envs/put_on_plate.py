@@ -123,8 +123,11 @@ class PutOnPlateEnv(BaseEnv):
         # object and its receptacle on the narrow layout in every setting, so that a narrow-trained
         # policy's OOD score measures the setting's own shift, not also a spread it never saw.
         # Distractors keep the full layout: a second plate does not fit in the narrow region.
-        narrow_everywhere = layout == "narrow_all"
-        self.layout = LAYOUTS["narrow" if narrow_everywhere else layout if spec.category == "ID" else "full"]
+        if layout == "narrow_all":
+            layout = "narrow"
+        elif spec.category != "ID":
+            layout = "full"
+        self.layout = LAYOUTS[layout]
         self.distractor_layout = LAYOUTS["full"]
         self.object_kinds = _pool(spec.objects, catalog.TRAIN_OBJECTS, catalog.UNSEEN_OBJECTS)
         self.distractor_kinds = _pool(spec.distractor_object, catalog.TRAIN_OBJECTS, catalog.UNSEEN_OBJECTS)

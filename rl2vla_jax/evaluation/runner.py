@@ -39,7 +39,7 @@ from rl2vla_jax.video import write_video
 
 EVAL_SEED_BASE = 10_000_000
 MAX_EPISODES = 50_000  # per setting and seed: the size of a seed's block for one setting
-_SEED_BLOCK = {"id": 1}  # settings whose episodes must differ from the train setting's
+_SEED_OFFSET = {"id": MAX_EPISODES}  # settings whose episodes must differ from the train setting's
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,7 +103,7 @@ def prepare_folder(out: str, options: Options, create: bool = True) -> None:
 
 
 def episode_seed(seed: int, episode: int, setting: str = "train") -> int:
-    return EVAL_SEED_BASE + seed * 100_000 + _SEED_BLOCK.get(setting, 0) * MAX_EPISODES + episode
+    return EVAL_SEED_BASE + seed * 100_000 + _SEED_OFFSET.get(setting, 0) + episode
 
 
 def run_setting(config, actor, params, setting, options: Options, out: str, videos: int, critic=None) -> dict:
