@@ -273,6 +273,7 @@ def sft(arg) -> ml_collections.ConfigDict:
     c.sft.batch_size = 8
     c.sft.warmup_steps = 0  # linear ramp of the updates over the first steps (0 = none, as OpenVLA)
     c.sft.steps = 200
+    c.sft.lr_schedule = "constant"  # or "cosine": after the warm-up, a half cosine to 0 at sft.steps
     c.sft.eval_every = 50  # also the interval of training-metric logs
     c.sft.checkpoint_every = 100  # <workdir>/checkpoints/<step>; the last 3 are kept
     c.sft.eval_batch_size = 16

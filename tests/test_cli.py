@@ -35,6 +35,7 @@ CASES = [
     ("sft", ["--config=configs/sft.py", "--config.data_dir={tmp}/none", "--workdir={tmp}/w"], "no demonstrations in"),
     ("sft", ["--config=configs/film_evi.py"], "the config has no `sft` section; use configs/sft.py"),
     ("sft", ["--config=configs/sft.py", "--config.model.preset=huge"], "config.model.preset='huge' is not valid"),
+    ("sft", ["--config=configs/sft.py", "--config.sft.lr_schedule=linear", "--workdir={tmp}/w"], "config.sft.lr_schedule='linear' must be 'constant' or 'cosine'"),
     ("eval", ["--config=configs/eval.py", "--checkpoint={tmp}/none", "--out={tmp}/out"], "checkpoint {tmp}/none does not exist"),
     ("eval", ["--config=configs/eval.py", "--checkpoint=random", "--seeds=0,one", "--out={tmp}/out"], "--seeds='0,one' must be comma-separated integers"),
     ("eval", ["--config=configs/eval.py", "--checkpoint=random", "--episodes=0"], "flag --episodes=0: 0 is not a positive integer"),

@@ -46,6 +46,8 @@ def validate(config) -> None:
         raise ConfigError(f"config.val_fraction={config.val_fraction} must be in [0, 1)")
     if sft.get("warmup_steps", 0) < 0:
         raise ConfigError(f"config.sft.warmup_steps={sft.warmup_steps} must be >= 0")
+    if sft.get("lr_schedule", "constant") not in ("constant", "cosine"):
+        raise ConfigError(f"config.sft.lr_schedule={sft.lr_schedule!r} must be 'constant' or 'cosine'")
     if sft.learning_rate <= 0:
         raise ConfigError(f"config.sft.learning_rate={sft.learning_rate} must be > 0")
     if not os.path.isfile(os.path.join(config.data_dir, demos.MANIFEST)):
@@ -127,6 +129,7 @@ def train(config, workdir: str) -> dict:
         config.optim.weight_decay,
         config.optim.max_grad_norm,
         int(config.sft.get("warmup_steps", 0)),
+        config.sft.steps if config.sft.get("lr_schedule", "constant") == "cosine" else 0,
     )
     patterns = (".*",) if config.sft.train_all_params else config.trainable
     abstract = jax.eval_shape(

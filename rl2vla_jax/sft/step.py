@@ -39,18 +39,37 @@ class SFTState:
         return merge(self.trainable, self.frozen)
 
 
-def make_optimizer(learning_rate: float, weight_decay: float, max_grad_norm: float, warmup_steps: int = 0):
+def make_optimizer(
+    learning_rate: float,
+    weight_decay: float,
+    max_grad_norm: float,
+    warmup_steps: int = 0,
+    decay_steps: int = 0,
+):
     """AdamW at a constant learning rate (OpenVLA's fine-tuning recipe: lr 5e-4) after a
     global-norm clip; with `warmup_steps` > 0 the updates ramp linearly from 1/warmup_steps of
     that to all of it (a model trained from scratch, whose first Adam steps are otherwise the
-    largest and noisiest it takes)."""
+    largest and noisiest it takes); with `decay_steps` > 0 they then fall along a half cosine to
+    zero at update `decay_steps` (a short run that must end converged, not at its peak rate)."""
     # The learning rate lives in the optimizer state (inject_hyperparams), not in the program:
     # runs that differ only in it share one compiled (and cached) step.
     adamw = optax.inject_hyperparams(optax.adamw)(learning_rate=learning_rate, weight_decay=weight_decay)
     parts = [optax.clip_by_global_norm(max_grad_norm), adamw]
-    if warmup_steps > 0:
-        parts.append(optax.scale_by_schedule(lambda count: jnp.minimum(1.0, (count + 1) / warmup_steps)))
+    if warmup_steps > 0 or decay_steps > 0:
+        parts.append(optax.scale_by_schedule(lambda count: _update_scale(count, warmup_steps, decay_steps)))
     return optax.chain(*parts)
+
+
+def _update_scale(count, warmup_steps: int, decay_steps: int):
+    """The multiplier of update `count` (0-based): linear warm-up, then the cosine decay."""
+    scale = jnp.ones((), jnp.float32)
+    if warmup_steps > 0:
+        scale = jnp.minimum(scale, (count + 1) / warmup_steps)
+    if decay_steps > 0:
+        start = min(warmup_steps, decay_steps)
+        progress = jnp.clip((count - start) / max(decay_steps - start, 1), 0.0, 1.0)
+        scale = scale * 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
+    return scale
 
 
 def create_state(trainable: FlatParams, frozen: FlatParams, tx) -> SFTState:

@@ -46,3 +46,18 @@ def test_sft_warmup_ramps_the_first_updates():
         factor = min(1.0, (step + 1) / 4)
         np.testing.assert_allclose(ramped_update["w"], factor * plain_update["w"], rtol=1e-5, atol=1e-9)
     assert optax.tree.norm(plain_update) > 0
+
+
+def test_sft_cosine_decay_follows_the_warmup_down_to_zero_at_the_last_step():
+    params = {"w": np.full((13,), 0.5, np.float32)}
+    grads = {"w": np.linspace(-1.0, 1.0, 13, dtype=np.float32)}
+    plain = sft_step.make_optimizer(1e-3, 0.0, 10.0)
+    decayed = sft_step.make_optimizer(1e-3, 0.0, 10.0, warmup_steps=2, decay_steps=6)
+    plain_state, decayed_state = plain.init(params), decayed.init(params)
+    # Warm-up 1/2, 1; then the half cosine over updates 2..6: 1, 0.854, 0.5, 0.146, 0, and 0 after.
+    expected = [0.5, 1.0, 1.0, 0.5 * (1 + np.cos(np.pi / 4)), 0.5, 0.5 * (1 - np.cos(np.pi / 4)), 0.0, 0.0]
+    for factor in expected:
+        plain_update, plain_state = plain.update(grads, plain_state, params)
+        decayed_update, decayed_state = decayed.update(grads, decayed_state, params)
+        np.testing.assert_allclose(decayed_update["w"], factor * plain_update["w"], rtol=1e-5, atol=1e-9)
+    assert optax.tree.norm(plain_update) > 0
