@@ -300,9 +300,9 @@ def sft(arg) -> ml_collections.ConfigDict:
     if arg.experiment:
         c.data_dir = "demos/experiment"
         # Measured on the 4 cm demonstrations (docs/results/cpu.md): with the experiment's init
-        # (model.init_*), lr 3e-4 after a 200-step ramp and a clip at 1 act above the majority bin
-        # in every dimension by step 750; lr 1e-3 from step 0 with the default init stays near it.
-        c.sft.learning_rate = 6e-4  # the peak of the cosine below
+        # (model.init_*), a 200-step ramp and a clip at 1 act above the majority bin in every
+        # dimension by step 750 (lr 3e-4); lr 1e-3 from step 0 with the default init stays near it.
+        c.sft.learning_rate = 6e-4  # the cosine's peak (exp14/exp17; exp16's 1e-3 did no better)
         c.sft.warmup_steps = 200
         c.optim.max_grad_norm = 1.0
         c.sft.batch_size = 16
