@@ -223,10 +223,13 @@ def restore(mgr: ocp.CheckpointManager, step: int, params_template, train_state_
     items = {"params": ocp.args.StandardRestore(params_template), "assets": ocp.args.JsonRestore()}
     if train_state_template is not None:
         items["train_state"] = ocp.args.StandardRestore(train_state_template)
+    # Before the restore, not in the except clause: the abandoned reads can fire while the
+    # failure is still unwinding through orbax, ahead of any handler here (CI saw two such
+    # tracebacks above a CLI's one-line error).
+    _quiet_abandoned_reads()
     try:
         restored = mgr.restore(step, args=ocp.args.Composite(**items))
     except Exception as err:  # tensorstore, orbax and json fail in many ways; all mean unreadable
-        _quiet_abandoned_reads()
         raise CheckpointError(
             f"checkpoint step {step} in {mgr.directory} cannot be restored ({_gist(err)})"
         ) from err

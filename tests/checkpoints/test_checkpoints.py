@@ -1,5 +1,6 @@
 """The one checkpoint layout: round trips, the resolver, relocatability, corrupt steps."""
 
+import asyncio
 import json
 import os
 import shutil
@@ -191,6 +192,41 @@ def test_when_every_step_fails_nothing_is_moved(tmp_path):
     with pytest.raises(checkpoints.CheckpointError, match="checkpoint step 2 .* no earlier step restores"):
         checkpoints.restore_latest(mgr, wrong, None)
     assert sorted(os.listdir(tmp_path / "checkpoints")) == ["1", "2"]
+
+
+class _FailingManager:
+    """A restore that fails the way orbax does when one array is unreadable: an abandoned read's
+    completion hits the closed event loop (an unraisable exception raised in asyncio) while the
+    failure is still on its way out, before any handler in `checkpoints.restore` runs."""
+
+    directory = "/nowhere/checkpoints"
+
+    def restore(self, step, args):
+        loop = asyncio.new_event_loop()
+        loop.close()
+
+        class AbandonedRead:
+            def __del__(self):
+                loop.call_soon_threadsafe(print)  # RuntimeError: Event loop is closed
+
+        AbandonedRead()  # collected at once: its __del__ raises through sys.unraisablehook
+        raise ValueError("OUT_OF_RANGE: Error reading params")
+
+
+def test_abandoned_reads_of_a_failed_restore_print_nothing(monkeypatch):
+    seen = []
+    monkeypatch.setattr(sys, "unraisablehook", seen.append)
+    with pytest.raises(checkpoints.CheckpointError, match="checkpoint step 2 in /nowhere/checkpoints"):
+        checkpoints.restore(_FailingManager(), 2, {"w": np.zeros(3)})
+    assert seen == []
+    # Unraisable exceptions from anywhere else still reach the previous hook.
+
+    class Other:
+        def __del__(self):
+            raise KeyError("elsewhere")
+
+    Other()
+    assert [type(u.exc_value) for u in seen] == [KeyError]
 
 
 def predict_action(checkpoint: str, tmp_path) -> subprocess.CompletedProcess:
