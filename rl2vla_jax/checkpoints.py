@@ -296,6 +296,7 @@ def _move_aside(directory: str, step: int) -> str:
 
 
 def read_assets(step: Step) -> dict[str, Any]:
+    _quiet_abandoned_reads()
     mgr = reader(step.directory)
     try:
         assets = mgr.restore(step.step, args=ocp.args.Composite(assets=ocp.args.JsonRestore())).assets

@@ -61,6 +61,7 @@ def _start_point(config, model_cfg, tx, patterns, mgr, template):
     """Start order: this workdir's latest intact checkpoint (params, AdamW state and step; a
     corrupt newer step is moved aside with a warning), then `config.init_from` (a converted
     OpenVLA or another SFT run), then a random init."""
+    _check_same_schedule(config.sft, str(mgr.directory))
     restored = checkpoints.restore_latest(
         mgr, {"policy": template.policy_params}, {"step": template.step, "opt_state": template.opt_state}
     )
@@ -80,6 +81,43 @@ def _start_point(config, model_cfg, tx, patterns, mgr, template):
         assets = {}
         origin = "random initialisation"
     return sft_step.create_state(*split_trainable(params, patterns), tx), assets, origin
+
+
+SCHEDULE_KEYS = ("lr_schedule", "learning_rate", "warmup_steps", "steps")
+
+
+def _schedule(sft) -> dict:
+    return {"lr_schedule": "constant", "warmup_steps": 0} | {k: sft[k] for k in SCHEDULE_KEYS if k in sft}
+
+
+def _check_same_schedule(sft, directory: str) -> None:
+    """A resumed cosine run must keep its schedule: a changed `sft.steps` (or peak lr, or
+    warm-up) would silently bend the decay mid-run instead of continuing it. Checked on the
+    newest step's config before restoring, since a switch between schedules also changes the
+    optimizer state's structure, which restoring would only report as unreadable."""
+    steps = checkpoints.saved_steps(directory)
+    if not steps:
+        return
+    checkpoint = checkpoints.Step(directory, steps[-1])
+    try:
+        assets = checkpoints.read_assets(checkpoint)
+    except checkpoints.CheckpointError:
+        return  # a corrupt newest step: restore_latest moves it aside and resumes an older one
+    saved = json.loads(assets.get("config") or "{}").get("sft")
+    if saved is None:
+        return  # a checkpoint without its config (written before configs were recorded)
+    before, now = _schedule(saved), _schedule(sft)
+    # Under the constant schedule `steps` only says where the run stops, so extending a constant
+    # run stays allowed (docs/results/cpu.md, exp9); under the cosine one it sets the decay.
+    if "cosine" not in (before["lr_schedule"], now["lr_schedule"]) or before == now:
+        return
+    changed = [k for k in SCHEDULE_KEYS if before.get(k) != now.get(k)]
+    raise ConfigError(
+        f"resuming {checkpoint.path}: {', '.join(f'config.sft.{k}={now.get(k)!r}' for k in changed)} "
+        f"differs from the run's {', '.join(f'{k}={before.get(k)!r}' for k in changed)}, which set its "
+        f"{before['lr_schedule']} learning-rate schedule; resume with the run's values, or start a "
+        "new --workdir with --config.init_from pointing at this run"
+    )
 
 
 def _evaluate(evaluate, state, val_arrays, batch_size, majority_bins) -> dict[str, float]:

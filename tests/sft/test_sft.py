@@ -20,6 +20,7 @@ from rl2vla_jax.policy import loading
 from rl2vla_jax.sft import data as sft_data
 from rl2vla_jax.sft import loop as sft_loop
 from rl2vla_jax.train import builders, hparams
+from rl2vla_jax.validation import ConfigError
 
 
 def _config(data_dir, **sft_changes):
@@ -153,6 +154,20 @@ def test_sft_resume_is_bit_exact_and_predict_action_reads_the_run(synthetic_demo
     # Un-normalised with the dataset's statistics: inside [q01, q99] on the masked dimensions.
     for value, low, high in zip(result["action"][:6], stats["q01"], stats["q99"]):
         assert low - 1e-6 <= value <= high + 1e-6
+
+
+def test_resume_refuses_to_bend_a_cosine_schedule(synthetic_demos, tmp_path):
+    workdir = str(tmp_path / "run")
+    cosine = dict(lr_schedule="cosine", warmup_steps=1, eval_every=2, checkpoint_every=2)
+    sft_loop.train(_config(synthetic_demos, steps=2, **cosine), workdir)
+    with pytest.raises(ConfigError) as err:
+        sft_loop.train(_config(synthetic_demos, steps=4, **cosine), workdir)
+    message = str(err.value)
+    assert message.startswith(f"resuming {workdir}/checkpoints/2: config.sft.steps=4 differs from the run's steps=2")
+    assert "\n" not in message and "--config.init_from" in message
+    with pytest.raises(ConfigError, match="config.sft.lr_schedule='constant', config.sft.warmup_steps=0, config.sft.steps=4 differs"):
+        sft_loop.train(_config(synthetic_demos, steps=4, eval_every=2, checkpoint_every=2), workdir)
+    assert sorted(os.listdir(os.path.join(workdir, checkpoints.CHECKPOINTS))) == ["2"]  # nothing written
 
 
 def test_missing_data_dir_is_one_line_error(tmp_path):
