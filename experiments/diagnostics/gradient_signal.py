@@ -1,0 +1,91 @@
+"""How much of a rollout's policy gradient is signal? From an SFT checkpoint, with the actor's
+learning rate at 0 (every iteration rolls out the same policy), each iteration's PPO gradient at
+ratio 1 (the mean of -A * grad log pi, advantages normalised as the update does) is taken on two
+disjoint random halves of the envs, for SPLITS random splits. For independent halves of n envs,
+cos(g1, g2) ~ n*rho / (n*rho + 1), with rho = |signal|^2 / (the noise variance one env's episode
+adds): a cosine near 0 means the update follows noise.
+
+    ./run.sh python experiments/diagnostics/gradient_signal.py SFT_CHECKPOINT WORKDIR NUM_ENVS ITERATIONS
+"""
+
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from configs import film_evi  # noqa: E402
+from rl2vla_jax.models.trainable import merge  # noqa: E402
+from rl2vla_jax.rl import advantages as adv_lib  # noqa: E402
+from rl2vla_jax.train import loop  # noqa: E402
+from rl2vla_jax.train import update as update_lib  # noqa: E402
+
+SPLITS = 4
+CHUNK = 40  # samples per gradient evaluation (the whole half at once does not fit in memory)
+_update = update_lib.update
+
+
+def _report(cosines, norms):
+    cosines = np.asarray(cosines)
+    print(
+        f"[signal] cos(g_half1, g_half2) per split {np.round(cosines, 3)}; mean {cosines.mean():.3f}; "
+        f"|g_half| {np.round(np.asarray(norms), 3)}",
+        flush=True,
+    )
+
+
+def _measured_update(hp, model_cfg, critic, actor_tx, critic_tx, max_norm, state, batch):
+    T, B = batch.tokens.shape[:2]
+    raw, _ = update_lib.compute_advantages(hp, batch)
+    advantages = adv_lib.normalize(raw, batch.valid.astype(jnp.float32))
+
+    def chunk_loss(trainable, chunk):
+        policy = merge(trainable, state.frozen)
+        token_log_probs, *_ = update_lib.evaluate_actions(hp, model_cfg, critic, policy, state.critic, chunk)
+        return -jnp.sum(chunk["advantages"] * token_log_probs.sum(-1))
+
+    def mean_gradient(envs):
+        def chunks(x):
+            return x[:, envs].reshape((-1, CHUNK) + x.shape[2:])
+
+        data = {
+            name: chunks(getattr(batch, name)) for name in ("images", "prompt_ids", "prompt_mask", "tokens")
+        }
+        data["advantages"] = chunks(advantages)
+
+        def add(total, chunk):
+            return jax.tree.map(jnp.add, total, jax.grad(chunk_loss)(state.trainable, chunk)), None
+
+        total, _ = jax.lax.scan(add, jax.tree.map(jnp.zeros_like, state.trainable), data)
+        return jnp.concatenate([g.ravel() / (T * len(envs)) for g in jax.tree.leaves(total)])
+
+    cosines, norms = [], []
+    rng = np.random.default_rng(0)
+    for _ in range(SPLITS):
+        order = rng.permutation(B)
+        g1, g2 = mean_gradient(order[: B // 2]), mean_gradient(order[B // 2 :])
+        cosines.append(jnp.dot(g1, g2) / (jnp.linalg.norm(g1) * jnp.linalg.norm(g2)))
+        norms += [jnp.linalg.norm(g1), jnp.linalg.norm(g2)]
+    jax.debug.callback(_report, jnp.stack(cosines), jnp.stack(norms))
+    return _update(hp, model_cfg, critic, actor_tx, critic_tx, max_norm, state, batch)
+
+
+def main(sft_checkpoint: str, workdir: str, num_envs: int, iterations: int) -> None:
+    if num_envs % 2 or (num_envs // 2 * film_evi.get_config("experiment").env.max_episode_steps) % CHUNK:
+        raise SystemExit(
+            f"error: NUM_ENVS={num_envs} must be even, with half the envs' samples a multiple of {CHUNK}"
+        )
+    update_lib.update = _measured_update
+    config = film_evi.get_config("experiment")
+    config.init_from = sft_checkpoint
+    config.env.num_envs, config.train.iterations = num_envs, iterations
+    config.train.checkpoint_every, config.train.diagnostics_every = iterations, 0
+    config.optim.actor_lr = 0.0
+    config.ppo.grad_accum_steps = 4
+    loop.train(config, workdir)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
