@@ -242,14 +242,19 @@ def _quiet_abandoned_reads() -> None:
     coroutines raise when collected, and tensorstore's completions hit the closed event loop
     ('Event loop is closed'), each through sys.unraisablehook as a multi-page traceback long
     after the one-line error or warning. Only those (raised in orbax or asyncio code) are
-    dropped; every other unraisable exception still reaches the previous hook."""
+    dropped; every other unraisable exception still reaches the previous hook. Installed once,
+    before the first restore, and kept for the process: the abandoned reads can fire before the
+    failure reaches any handler, and later restores would need it again."""
     previous = sys.unraisablehook
     if getattr(previous, "quiets_abandoned_reads", False):
         return
 
     def hook(unraisable):
         files = [frame.filename for frame in traceback.extract_tb(unraisable.exc_traceback)]
-        if not any(f"{os.sep}orbax{os.sep}" in f or f.endswith("asyncio/base_events.py") for f in files):
+        if not any(
+            f"{os.sep}orbax{os.sep}" in f or f.endswith(os.path.join("asyncio", "base_events.py"))
+            for f in files
+        ):
             previous(unraisable)
 
     hook.quiets_abandoned_reads = True

@@ -1,7 +1,8 @@
 """How much of a rollout's policy gradient is signal? From an SFT checkpoint, with the actor's
 learning rate at 0 (every iteration rolls out the same policy), each iteration's PPO gradient at
 ratio 1 (the mean of -A * grad log pi, advantages normalised as the update does) is taken on two
-disjoint random halves of the envs, for SPLITS random splits. For independent halves of n envs,
+disjoint random halves of the envs, for SPLITS random splits (drawn once, when the update
+is traced: the same splits every iteration, on new episodes). For independent halves of n envs,
 cos(g1, g2) ~ n*rho / (n*rho + 1), with rho = |signal|^2 / (the noise variance one env's episode
 adds): a cosine near 0 means the update follows noise.
 
@@ -39,7 +40,7 @@ def _report(cosines, norms):
 def _measured_update(hp, model_cfg, critic, actor_tx, critic_tx, max_norm, state, batch):
     T, B = batch.tokens.shape[:2]
     raw, _ = update_lib.compute_advantages(hp, batch)
-    advantages = adv_lib.normalize(raw, batch.valid.astype(jnp.float32))
+    advantages = adv_lib.normalize(raw, batch.valid.astype(jnp.float32)) if hp.normalize_advantages else raw
 
     def chunk_loss(trainable, chunk):
         policy = merge(trainable, state.frozen)

@@ -61,7 +61,7 @@ def _start_point(config, model_cfg, tx, patterns, mgr, template):
     """Start order: this workdir's latest intact checkpoint (params, AdamW state and step; a
     corrupt newer step is moved aside with a warning), then `config.init_from` (a converted
     OpenVLA or another SFT run), then a random init."""
-    _check_same_schedule(config.sft, str(mgr.directory))
+    _check_resumable(config, str(mgr.directory))
     restored = checkpoints.restore_latest(
         mgr, {"policy": template.policy_params}, {"step": template.step, "opt_state": template.opt_state}
     )
@@ -83,41 +83,62 @@ def _start_point(config, model_cfg, tx, patterns, mgr, template):
     return sft_step.create_state(*split_trainable(params, patterns), tx), assets, origin
 
 
-SCHEDULE_KEYS = ("lr_schedule", "learning_rate", "warmup_steps", "steps")
+RESUME_FIXED = ("sft.lr_schedule", "sft.learning_rate", "sft.warmup_steps", "sft.steps", "optim.weight_decay")
 
 
-def _schedule(sft) -> dict:
-    return {"lr_schedule": "constant", "warmup_steps": 0} | {k: sft[k] for k in SCHEDULE_KEYS if k in sft}
+def _optimizer_settings(config) -> dict:
+    """What a resumed run cannot change: the learning rate and weight decay live in the saved
+    optimizer state (inject_hyperparams), so a new value would be silently ignored; warm-up and
+    schedule shape the optimizer itself; under the cosine schedule `steps` sets the decay (under
+    the constant one it only says where the run stops, so extending a run stays allowed)."""
+    sft, optim = config["sft"], _section(config, "optim")
+    values = {
+        "sft.lr_schedule": sft.get("lr_schedule", "constant"),
+        "sft.learning_rate": sft.get("learning_rate"),
+        "sft.warmup_steps": sft.get("warmup_steps", 0),
+        "optim.weight_decay": optim.get("weight_decay"),
+    }
+    if values["sft.lr_schedule"] == "cosine":
+        values["sft.steps"] = sft.get("steps")
+    return values
 
 
-def _check_same_schedule(sft, directory: str) -> None:
-    """A resumed cosine run must keep its schedule: a changed `sft.steps` (or peak lr, or
-    warm-up) would silently bend the decay mid-run instead of continuing it. Checked on the
-    newest step's config before restoring, since a switch between schedules also changes the
-    optimizer state's structure, which restoring would only report as unreadable."""
-    steps = checkpoints.saved_steps(directory)
-    if not steps:
+def _check_resumable(config, directory: str) -> None:
+    """Refuse, in one line and before restoring anything, a resume whose optimizer settings
+    differ from the run's (checked on the newest step whose config reads)."""
+    for step in reversed(checkpoints.saved_steps(directory)):
+        checkpoint = checkpoints.Step(directory, step)
+        try:
+            saved = json.loads(checkpoints.read_assets(checkpoint).get("config") or "{}")
+        except checkpoints.CheckpointError:
+            continue  # a corrupt step: restore_latest moves it aside and resumes an older one
+        break
+    else:
         return
-    checkpoint = checkpoints.Step(directory, steps[-1])
-    try:
-        assets = checkpoints.read_assets(checkpoint)
-    except checkpoints.CheckpointError:
-        return  # a corrupt newest step: restore_latest moves it aside and resumes an older one
-    saved = json.loads(assets.get("config") or "{}").get("sft")
-    if saved is None:
+    if "sft" not in saved:
         return  # a checkpoint without its config (written before configs were recorded)
-    before, now = _schedule(saved), _schedule(sft)
-    # Under the constant schedule `steps` only says where the run stops, so extending a constant
-    # run stays allowed (docs/results/cpu.md, exp9); under the cosine one it sets the decay.
-    if "cosine" not in (before["lr_schedule"], now["lr_schedule"]) or before == now:
+    before, now = _optimizer_settings(saved), _optimizer_settings(config)
+    changed = [k for k in RESUME_FIXED if before.get(k, "unset") != now.get(k, "unset")]
+    if not changed:
         return
-    changed = [k for k in SCHEDULE_KEYS if before.get(k) != now.get(k)]
+    current = {k: _get(config, k) for k in changed}
+    run = {k: _get(saved, k) for k in changed}
     raise ConfigError(
-        f"resuming {checkpoint.path}: {', '.join(f'config.sft.{k}={now.get(k)!r}' for k in changed)} "
-        f"differs from the run's {', '.join(f'{k}={before.get(k)!r}' for k in changed)}, which set its "
-        f"{before['lr_schedule']} learning-rate schedule; resume with the run's values, or start a "
-        "new --workdir with --config.init_from pointing at this run"
+        f"resuming {checkpoint.path}: {', '.join(f'config.{k}={current[k]!r}' for k in changed)} "
+        f"differs from the run's {', '.join(f'{k}={run[k]!r}' for k in changed)}, which a resume "
+        "cannot change (the optimizer state holds them, or they set its schedule); resume with the "
+        "run's values, or start a new --workdir with --config.init_from pointing at this run"
     )
+
+
+def _section(config, name: str):
+    section = config.get(name)
+    return {} if section is None else section
+
+
+def _get(config, dotted: str):
+    section, key = dotted.split(".")
+    return _section(config, section).get(key)
 
 
 def _evaluate(evaluate, state, val_arrays, batch_size, majority_bins) -> dict[str, float]:

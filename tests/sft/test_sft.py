@@ -156,18 +156,31 @@ def test_sft_resume_is_bit_exact_and_predict_action_reads_the_run(synthetic_demo
         assert low - 1e-6 <= value <= high + 1e-6
 
 
-def test_resume_refuses_to_bend_a_cosine_schedule(synthetic_demos, tmp_path):
+@pytest.mark.slow
+def test_resume_refuses_what_it_cannot_change(synthetic_demos, tmp_path):
+    """A cosine run refuses a changed `sft.steps` (it sets the decay) and any run a changed lr
+    (the optimizer state holds it, so it would be ignored); the same config resumes, and a
+    constant-lr run may be extended (test_sft_resume_is_bit_exact_...)."""
     workdir = str(tmp_path / "run")
     cosine = dict(lr_schedule="cosine", warmup_steps=1, eval_every=2, checkpoint_every=2)
     sft_loop.train(_config(synthetic_demos, steps=2, **cosine), workdir)
     with pytest.raises(ConfigError) as err:
         sft_loop.train(_config(synthetic_demos, steps=4, **cosine), workdir)
     message = str(err.value)
-    assert message.startswith(f"resuming {workdir}/checkpoints/2: config.sft.steps=4 differs from the run's steps=2")
+    assert message.startswith(
+        f"resuming {workdir}/checkpoints/2: config.sft.steps=4 differs from the run's sft.steps=2"
+    )
     assert "\n" not in message and "--config.init_from" in message
-    with pytest.raises(ConfigError, match="config.sft.lr_schedule='constant', config.sft.warmup_steps=0, config.sft.steps=4 differs"):
+    with pytest.raises(
+        ConfigError, match="config.sft.lr_schedule='constant', config.sft.warmup_steps=0, config"
+    ):
         sft_loop.train(_config(synthetic_demos, steps=4, eval_every=2, checkpoint_every=2), workdir)
+    with pytest.raises(
+        ConfigError, match="config.sft.learning_rate=0.001 differs from the run's sft.learning_rate=0.003"
+    ):
+        sft_loop.train(_config(synthetic_demos, steps=2, learning_rate=1e-3, **cosine), workdir)
     assert sorted(os.listdir(os.path.join(workdir, checkpoints.CHECKPOINTS))) == ["2"]  # nothing written
+    assert sft_loop.train(_config(synthetic_demos, steps=2, **cosine), workdir)["rows"] == []
 
 
 def test_missing_data_dir_is_one_line_error(tmp_path):
