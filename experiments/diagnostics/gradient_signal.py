@@ -9,23 +9,19 @@ adds): a cosine near 0 means the update follows noise.
     ./run.sh python experiments/diagnostics/gradient_signal.py SFT_CHECKPOINT WORKDIR NUM_ENVS ITERATIONS
 """
 
-import os
 import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from probe import run_with_probe  # before rl2vla_jax: it puts the repo root on sys.path
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from configs import film_evi  # noqa: E402
-from rl2vla_jax.models.trainable import merge  # noqa: E402
-from rl2vla_jax.rl import advantages as adv_lib  # noqa: E402
-from rl2vla_jax.train import loop  # noqa: E402
-from rl2vla_jax.train import update as update_lib  # noqa: E402
+from rl2vla_jax.models.trainable import merge
+from rl2vla_jax.rl import advantages as adv_lib
+from rl2vla_jax.train import update as update_lib
 
 SPLITS = 4
 CHUNK = 40  # samples per gradient evaluation (the whole half at once does not fit in memory)
-_update = update_lib.update
 
 
 def _report(cosines, norms):
@@ -37,7 +33,7 @@ def _report(cosines, norms):
     )
 
 
-def _measured_update(hp, model_cfg, critic, actor_tx, critic_tx, max_norm, state, batch):
+def _measure(hp, model_cfg, critic, state, batch):
     T, B = batch.tokens.shape[:2]
     raw, _ = update_lib.compute_advantages(hp, batch)
     advantages = adv_lib.normalize(raw, batch.valid.astype(jnp.float32)) if hp.normalize_advantages else raw
@@ -70,23 +66,21 @@ def _measured_update(hp, model_cfg, critic, actor_tx, critic_tx, max_norm, state
         cosines.append(jnp.dot(g1, g2) / (jnp.linalg.norm(g1) * jnp.linalg.norm(g2)))
         norms += [jnp.linalg.norm(g1), jnp.linalg.norm(g2)]
     jax.debug.callback(_report, jnp.stack(cosines), jnp.stack(norms))
-    return _update(hp, model_cfg, critic, actor_tx, critic_tx, max_norm, state, batch)
-
-
-def main(sft_checkpoint: str, workdir: str, num_envs: int, iterations: int) -> None:
-    if num_envs % 2 or (num_envs // 2 * film_evi.get_config("experiment").env.max_episode_steps) % CHUNK:
-        raise SystemExit(
-            f"error: NUM_ENVS={num_envs} must be even, with half the envs' samples a multiple of {CHUNK}"
-        )
-    update_lib.update = _measured_update
-    config = film_evi.get_config("experiment")
-    config.init_from = sft_checkpoint
-    config.env.num_envs, config.train.iterations = num_envs, iterations
-    config.train.checkpoint_every, config.train.diagnostics_every = iterations, 0
-    config.optim.actor_lr = 0.0
-    config.ppo.grad_accum_steps = 4
-    loop.train(config, workdir)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    sft_checkpoint, workdir, num_envs, iterations = (
+        sys.argv[1],
+        sys.argv[2],
+        int(sys.argv[3]),
+        int(sys.argv[4]),
+    )
+    if num_envs % 2 or num_envs // 2 * 40 % CHUNK:  # the experiment's 40-step episodes
+        raise SystemExit(
+            f"error: NUM_ENVS={num_envs} must be even, with half the envs' samples a multiple of {CHUNK}"
+        )
+    # Actor lr 0: every iteration rolls out the same policy. 160 samples per Adam step, as exp18.
+    run_with_probe(
+        _measure, sft_checkpoint, workdir, num_envs, iterations,
+        **{"optim.actor_lr": 0.0, "ppo.grad_accum_steps": 4},
+    )  # fmt: skip

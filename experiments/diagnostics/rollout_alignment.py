@@ -7,18 +7,13 @@ off) shows up as a large difference.
     ./run.sh python experiments/diagnostics/rollout_alignment.py SFT_CHECKPOINT WORKDIR [NUM_ENVS]
 """
 
-import os
 import sys
 
 import jax
 import numpy as np
+from probe import run_with_probe  # before rl2vla_jax: it puts the repo root on sys.path
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from configs import film_evi  # noqa: E402
-from rl2vla_jax.train import loop  # noqa: E402
-from rl2vla_jax.train import update as update_lib  # noqa: E402
-
-_update = update_lib.update
+from rl2vla_jax.train import update as update_lib
 
 
 def _report(recomputed, recorded):
@@ -30,7 +25,7 @@ def _report(recomputed, recorded):
     )
 
 
-def _checked_update(hp, model_cfg, critic, actor_tx, critic_tx, max_norm, state, batch):
+def _compare_log_probs(hp, model_cfg, critic, state, batch):
     T, B = batch.tokens.shape[:2]
     flat = {
         name: getattr(batch, name).reshape((T * B,) + getattr(batch, name).shape[2:])
@@ -40,17 +35,8 @@ def _checked_update(hp, model_cfg, critic, actor_tx, critic_tx, max_norm, state,
         hp, model_cfg, critic, state.policy_params, state.critic, flat
     )
     jax.debug.callback(_report, recomputed, batch.token_log_probs.reshape(T * B, -1))
-    return _update(hp, model_cfg, critic, actor_tx, critic_tx, max_norm, state, batch)
-
-
-def main(sft_checkpoint: str, workdir: str, num_envs: int = 2) -> None:
-    update_lib.update = _checked_update
-    config = film_evi.get_config("experiment")
-    config.init_from = sft_checkpoint
-    config.env.num_envs, config.train.iterations, config.train.checkpoint_every = num_envs, 1, 1
-    config.train.diagnostics_every = 0
-    loop.train(config, workdir)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], *map(int, sys.argv[3:]))
+    sft_checkpoint, workdir, *envs = sys.argv[1:]
+    run_with_probe(_compare_log_probs, sft_checkpoint, workdir, int(envs[0]) if envs else 2, 1)
