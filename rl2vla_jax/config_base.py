@@ -191,6 +191,7 @@ def rl(arg) -> ml_collections.ConfigDict:
 
     c.rollout = ml_collections.ConfigDict()
     c.rollout.temperature = 1.0
+    c.rollout.episodes_per_env = 1  # played in turn; one update over all (samples without more workers)
 
     c.ppo = ml_collections.ConfigDict()
     c.ppo.gamma = 0.99

@@ -117,6 +117,34 @@ class Episodes:
         return out | {f"time_{k}": v for k, v in self.seconds.items()}
 
 
+def concatenate(parts: list[Episodes]) -> Episodes:
+    """Several `run_episodes` results of the same envs and horizon as one batch, env after env
+    (the first part's envs first): per-env arrays join on their first axis, time-major steps on
+    the second, the phases' seconds add up."""
+    if len(parts) == 1:
+        return parts[0]
+    join = lambda xs, axis: (jnp if isinstance(xs[0], jax.Array) else np).concatenate(xs, axis=axis)
+    first = parts[0]
+    dropped = None
+    if any(p.dropped is not None for p in parts):
+        dropped = np.concatenate(
+            [np.zeros(len(p.returns), bool) if p.dropped is None else p.dropped for p in parts]
+        )
+    return Episodes(
+        **{k: join([getattr(p, k) for p in parts], 0) for k in _PER_ENV},
+        steps=None if first.steps is None else {k: join([p.steps[k] for p in parts], 1) for k in first.steps},
+        bootstrap_value=None
+        if first.bootstrap_value is None
+        else join([p.bootstrap_value for p in parts], 0),
+        frames=[f for p in parts for f in p.frames],
+        seconds={k: sum(p.seconds[k] for p in parts) for k in first.seconds},
+        dropped=dropped,
+    )
+
+
+_PER_ENV = ("success", "success_once", "returns", "episode_length", "prompt_ids", "prompt_mask")
+
+
 def env_groups(num_envs: int, pipeline_groups: int) -> list[np.ndarray]:
     """The envs split into `pipeline_groups` contiguous groups of equal size (one compiled act
     step serves them all)."""

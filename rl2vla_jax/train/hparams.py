@@ -51,11 +51,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _check_choice("grpo.same_init", config.grpo.same_init, SAME_INIT)
     _check_choice("ppo.ratio", config.ppo.ratio, PPO_RATIOS)
     _check_choice("ppo.token_reduction", config.ppo.token_reduction, TOKEN_REDUCTIONS)
-    samples = config.env.num_envs * config.env.max_episode_steps
+    if config.rollout.episodes_per_env < 1:
+        raise ConfigError(f"config.rollout.episodes_per_env={config.rollout.episodes_per_env} must be >= 1")
+    samples = config.env.num_envs * config.rollout.episodes_per_env * config.env.max_episode_steps
     per_update = config.ppo.minibatch_size * config.ppo.grad_accum_steps
     if per_update <= 0 or samples % per_update:
         raise ConfigError(
-            f"a rollout of env.num_envs*env.max_episode_steps={samples} samples does not split into "
+            f"a rollout of env.num_envs*rollout.episodes_per_env*env.max_episode_steps={samples} samples does not split into "
             f"updates of ppo.minibatch_size*ppo.grad_accum_steps={per_update}; make the second divide the first"
         )
     if config.algorithm.startswith("grpo") and config.env.num_envs % config.grpo_group_size:

@@ -27,15 +27,17 @@ from rl2vla_jax.validation import ConfigError, RunStopped
 from rl2vla_jax.video import write_video
 
 
-def episode_seeds(config, iteration: int, group_size: int) -> list[int]:
-    """Deterministic per-iteration episode seeds (so a resumed run replays the same episodes);
-    GRPO (s) gives every env of a group the same seed, hence the same initial state, or with
+def episode_seeds(config, iteration: int, group_size: int, episode: int = 0) -> list[int]:
+    """Deterministic seeds of the `episode`-th episodes the envs play in `iteration` (of
+    `rollout.episodes_per_env`), so a resumed run replays the same episodes; GRPO (s) gives every
+    env of a group the same seed, hence the same initial state, or with
     grpo.same_init="batch" every env of the iteration, on every process (RL4VLA's
     --use_same_init draws one episode_id for all its envs: SimplerEnv/simpler_env/env/simpler_wrapper.py)."""
     num_envs = config.env.num_envs  # per process; each process runs its own envs
+    slot = iteration * config.rollout.episodes_per_env + episode  # = iteration with one episode per env
     if config.algorithm == "grpo_s" and config.grpo.same_init == "batch":
-        return [config.seed * 1_000_003 + iteration * jax.process_count() * num_envs] * num_envs
-    base = config.seed * 1_000_003 + (iteration * jax.process_count() + jax.process_index()) * num_envs
+        return [config.seed * 1_000_003 + slot * jax.process_count() * num_envs] * num_envs
+    base = config.seed * 1_000_003 + (slot * jax.process_count() + jax.process_index()) * num_envs
     if config.algorithm == "grpo_s":
         return [base + i // group_size for i in range(config.env.num_envs)]
     return [base + i for i in range(config.env.num_envs)]
@@ -81,7 +83,10 @@ def write_run_description(workdir: str, config) -> None:
     description = {
         "config": json.loads(config.to_json()),
         "process_count": jax.process_count(),
-        "env_steps_per_iteration": config.env.num_envs * config.env.max_episode_steps * jax.process_count(),
+        "env_steps_per_iteration": config.env.num_envs
+        * config.rollout.episodes_per_env
+        * config.env.max_episode_steps
+        * jax.process_count(),
     }
     files.write_json(os.path.join(workdir, RUN_FILE), description)
 
@@ -140,9 +145,13 @@ def _train(config, workdir: str, hp, model_cfg, eval_settings: list[str]) -> dic
         out_shardings=(state_sharding, mesh_lib.replicated(mesh)),
         donate_argnums=0,
     )
-    # Global group ids: this process's envs form groups of their own.
-    groups_per_process = -(-config.env.num_envs // hp.group_size)
-    group_ids = np.arange(config.env.num_envs) // hp.group_size + jax.process_index() * groups_per_process
+    # Global group ids: each of this process's rounds of episodes forms groups of its own.
+    per_env = config.rollout.episodes_per_env
+    groups_per_round = -(-config.env.num_envs // hp.group_size)
+    group_ids = (
+        np.arange(config.env.num_envs) // hp.group_size + groups_per_round * np.arange(per_env)[:, None]
+    ).ravel()
+    group_ids += jax.process_index() * groups_per_round * per_env
     rollout_key = jax.random.PRNGKey(config.seed + 1)
 
     def make_env(setting):
@@ -196,18 +205,28 @@ def _train(config, workdir: str, hp, model_cfg, eval_settings: list[str]) -> dic
             phase(iteration, "rollout")
             keep_frames = bool(config.train.video_every) and iteration % config.train.video_every == 0
             # No reference to the acting copy outlives the rollout: `learn` donates the state.
-            episodes = episodes_lib.run_episodes(
-                actor,
-                *to_actor((state.policy_params, state.critic)),
-                episode_seeds(config, iteration, hp.group_size),
-                jax.random.fold_in(jax.random.fold_in(rollout_key, iteration), jax.process_index()),
-                hp.temperature,
-                record=True,
-                keep_videos=1 if keep_frames else 0,
+            acting = to_actor((state.policy_params, state.critic))
+            seeds = [episode_seeds(config, iteration, hp.group_size, k) for k in range(per_env)]
+            episodes = episodes_lib.concatenate(
+                [
+                    episodes_lib.run_episodes(
+                        actor,
+                        *acting,
+                        seeds[k],
+                        jax.random.fold_in(
+                            jax.random.fold_in(rollout_key, iteration * per_env + k), jax.process_index()
+                        ),
+                        hp.temperature,
+                        record=True,
+                        keep_videos=1 if keep_frames and k == 0 else 0,
+                    )
+                    for k in range(per_env)
+                ]
             )
+            del acting
             rollout, stats = episodes_lib.to_rollout(episodes, group_ids), episodes.stats()
             if config.train.diagnostics_every and iteration % config.train.diagnostics_every == 0:
-                _write_records(workdir, config, hp, episodes, iteration)
+                _write_records(workdir, config, hp, episodes, iteration, sum(seeds, []))
             frames = episodes.frames[0] if keep_frames else None
             phase(iteration, "update")
             clock = time.perf_counter()
@@ -308,7 +327,7 @@ def _phase_reporter():
     return report
 
 
-def _write_records(workdir, config, hp, episodes, iteration: int) -> None:
+def _write_records(workdir, config, hp, episodes, iteration: int, seeds: list[int]) -> None:
     """The rollout's per-sample records (rl2vla_jax/policy/records.py), from the values the
     behaviour critic gave while acting."""
     from rl2vla_jax.envs import suites
@@ -318,7 +337,7 @@ def _write_records(workdir, config, hp, episodes, iteration: int) -> None:
         episodes.steps,
         episodes.bootstrap_value,
         episodes.success,
-        episode_seeds(config, iteration, hp.group_size),
+        seeds,
         hp.gamma,
         hp.gae_lambda,
         config.env.setting,

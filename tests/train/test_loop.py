@@ -1,6 +1,7 @@
 """The training loop end to end on the real CPU simulator, resume, and data parallelism."""
 
 import functools
+import json
 import os
 
 import jax
@@ -133,3 +134,44 @@ def test_eval_settings_are_checked_against_the_suite():
         loop._eval_settings(config)
     config.train.eval_settings = ("unseen_table", "image_noise_strong")
     assert loop._eval_settings(config) == ["unseen_table", "image_noise_strong"]
+
+
+def _by_seed_and_step(columns):
+    order = np.lexsort((columns["step"], columns["seed"]))
+    return {key: columns[key][order] for key in ("seed", "step", "entropies", "reward", "success")}
+
+
+@pytest.mark.sim
+@pytest.mark.slow
+def test_episodes_per_env_plays_the_next_iterations_episodes_into_one_update(tmp_path):
+    # With the policy frozen (actor lr 0), one iteration of 2 episodes per env plays exactly the
+    # episodes (seeds, sampling keys, hence actions and rewards) of two 1-episode iterations.
+    frozen = {"optim.actor_lr": 0.0, "train.eval_every": 0, "train.video_every": 0}
+    twice = _tiny_run_config(1, **frozen, **{"rollout.episodes_per_env": 2, "ppo.grad_accum_steps": 4})
+    once = _tiny_run_config(2, **frozen)
+    assert loop.episode_seeds(twice, 0, 2, 1) == loop.episode_seeds(once, 1, 2)
+    loop.train(twice, str(tmp_path / "twice"))
+    loop.train(once, str(tmp_path / "once"))
+    both = records.read_records(str(tmp_path / "twice" / "records"))
+    assert len(both["value"]) == 4 * 2 * 2 and set(both["iteration"]) == {0}  # T x B x episodes per env
+    assert len(set(both["seed"])) == 4 and set(both["env"]) == {0, 1, 2, 3}
+    expected, got = (
+        _by_seed_and_step(records.read_records(str(tmp_path / "once" / "records"))),
+        _by_seed_and_step(both),
+    )
+    for key in expected:
+        np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
+    run = json.loads((tmp_path / "twice" / loop.RUN_FILE).read_text())
+    assert run["env_steps_per_iteration"] == 2 * 2 * 4
+
+
+def test_episodes_per_env_is_checked():
+    config = _tiny_run_config(1, **{"rollout.episodes_per_env": 0})
+    with pytest.raises(ConfigError, match="rollout.episodes_per_env=0 must be >= 1"):
+        hparams.rl_hparams(config)
+    config = _tiny_run_config(1, **{"rollout.episodes_per_env": 3})  # 2 envs x 3 x 4 steps = 24 samples
+    config.ppo.minibatch_size, config.ppo.grad_accum_steps = 5, 1
+    with pytest.raises(
+        ConfigError, match="env.num_envs\\*rollout.episodes_per_env\\*env.max_episode_steps=24"
+    ):
+        hparams.rl_hparams(config)
