@@ -120,9 +120,12 @@ class Episodes:
 def concatenate(parts: list[Episodes]) -> Episodes:
     """Several `run_episodes` results of the same envs and horizon as one batch, env after env
     (the first part's envs first): per-env arrays join on their first axis, time-major steps on
-    the second, the phases' seconds add up."""
+    the second, the phases' seconds add up. Only the first part may keep video frames (`frames[k]`
+    is env k's)."""
     if len(parts) == 1:
         return parts[0]
+    if any(p.frames for p in parts[1:]):
+        raise ValueError("only the first part may keep video frames: frames[k] is the k-th env's")
     join = lambda xs, axis: (jnp if isinstance(xs[0], jax.Array) else np).concatenate(xs, axis=axis)
     first = parts[0]
     dropped = None
@@ -136,7 +139,7 @@ def concatenate(parts: list[Episodes]) -> Episodes:
         bootstrap_value=None
         if first.bootstrap_value is None
         else join([p.bootstrap_value for p in parts], 0),
-        frames=[f for p in parts for f in p.frames],
+        frames=first.frames,
         seconds={k: sum(p.seconds[k] for p in parts) for k in first.seconds},
         dropped=dropped,
     )

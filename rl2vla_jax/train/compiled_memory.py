@@ -33,6 +33,7 @@ def one_step_config(config, minibatch: int, remat: str):
     config.unlock()
     config.model.remat = remat
     config.env.num_envs, config.env.max_episode_steps = minibatch, 1
+    config.rollout.episodes_per_env = 1
     config.ppo.minibatch_size, config.ppo.grad_accum_steps, config.ppo.epochs = minibatch, 1, 1
     return config
 

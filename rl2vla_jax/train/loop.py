@@ -21,26 +21,11 @@ from rl2vla_jax.policy.act import make_act
 from rl2vla_jax.policy.actions import ActionDecoder
 from rl2vla_jax.train import builders, hparams
 from rl2vla_jax.train import update as update_lib
+from rl2vla_jax.train.episode_plan import episode_seeds, rollout_group_ids
 from rl2vla_jax.train.logging import RunLogger, first_non_finite
 from rl2vla_jax.train.workdir_lock import WorkdirLock
 from rl2vla_jax.validation import ConfigError, RunStopped
 from rl2vla_jax.video import write_video
-
-
-def episode_seeds(config, iteration: int, group_size: int, episode: int = 0) -> list[int]:
-    """Deterministic seeds of the `episode`-th episodes the envs play in `iteration` (of
-    `rollout.episodes_per_env`), so a resumed run replays the same episodes; GRPO (s) gives every
-    env of a group the same seed, hence the same initial state, or with
-    grpo.same_init="batch" every env of the iteration, on every process (RL4VLA's
-    --use_same_init draws one episode_id for all its envs: SimplerEnv/simpler_env/env/simpler_wrapper.py)."""
-    num_envs = config.env.num_envs  # per process; each process runs its own envs
-    slot = iteration * config.rollout.episodes_per_env + episode  # = iteration with one episode per env
-    if config.algorithm == "grpo_s" and config.grpo.same_init == "batch":
-        return [config.seed * 1_000_003 + slot * jax.process_count() * num_envs] * num_envs
-    base = config.seed * 1_000_003 + (slot * jax.process_count() + jax.process_index()) * num_envs
-    if config.algorithm == "grpo_s":
-        return [base + i // group_size for i in range(config.env.num_envs)]
-    return [base + i for i in range(config.env.num_envs)]
 
 
 def _start_point(config, hp, model_cfg, critic, mgr, template):
@@ -121,6 +106,8 @@ def _train(config, workdir: str, hp, model_cfg, eval_settings: list[str]) -> dic
         abstract, mesh_lib.param_sharding(mesh, abstract, config.mesh.fsdp_min_size)
     )
     state, assets, origin = _start_point(config, hp, model_cfg, critic, mgr, template)
+    if int(state.iteration):
+        _check_same_rounds(workdir, config)
     from rl2vla_jax.envs import make_vector_env  # imports the simulator: only when training
     from rl2vla_jax.envs.actions import FULL_RANGE_ACTION_STATS, FULL_RANGE_KEY
 
@@ -145,13 +132,8 @@ def _train(config, workdir: str, hp, model_cfg, eval_settings: list[str]) -> dic
         out_shardings=(state_sharding, mesh_lib.replicated(mesh)),
         donate_argnums=0,
     )
-    # Global group ids: each of this process's rounds of episodes forms groups of its own.
     per_env = config.rollout.episodes_per_env
-    groups_per_round = -(-config.env.num_envs // hp.group_size)
-    group_ids = (
-        np.arange(config.env.num_envs) // hp.group_size + groups_per_round * np.arange(per_env)[:, None]
-    ).ravel()
-    group_ids += jax.process_index() * groups_per_round * per_env
+    group_ids = rollout_group_ids(config.env.num_envs, hp.group_size, per_env, jax.process_index())
     rollout_key = jax.random.PRNGKey(config.seed + 1)
 
     def make_env(setting):
@@ -286,6 +268,21 @@ def _train(config, workdir: str, hp, model_cfg, eval_settings: list[str]) -> dic
     # A recompile per iteration would be a bug: both caches should hold one program.
     compiles = {"policy_step": act._cache_size(), "update": learn._cache_size()}
     return {"rows": logger.rows, "state": state, "compiles": compiles}
+
+
+def _check_same_rounds(workdir: str, config) -> None:
+    """A resumed run keeps the `rollout.episodes_per_env` it started with: its episode seeds and
+    the env steps of its logged iterations follow it."""
+    path = os.path.join(workdir, RUN_FILE)
+    if not os.path.exists(path):  # resumed from another run's checkpoint (config.resume)
+        return
+    with open(path) as f:
+        before = json.load(f)["config"]["rollout"].get("episodes_per_env", 1)
+    if before != config.rollout.episodes_per_env:
+        raise ConfigError(
+            f"config.rollout.episodes_per_env={config.rollout.episodes_per_env} differs from the {before} "
+            f"that {workdir} ran with; resume with --config.rollout.episodes_per_env={before} or use a new workdir"
+        )
 
 
 def _check_unnorm_key(config) -> None:

@@ -152,6 +152,7 @@ def measure_openvla_7b(config) -> dict:
     config = config.copy_and_resolve_references()
     config.unlock()
     config.env.num_envs, config.env.max_episode_steps = OPENVLA_7B_MINIBATCH, 1
+    config.rollout.episodes_per_env = 1
     config.ppo.minibatch_size, config.ppo.grad_accum_steps, config.ppo.epochs = OPENVLA_7B_MINIBATCH, 1, 1
     arms = {}
     for arm, name in ARMS.items():
@@ -167,13 +168,15 @@ def _median_ms(times: list[float]) -> float:
 
 
 def measure_cpu(config, repeats: int = 7) -> dict:
-    """The config's own sizes (one rollout of env.num_envs x env.max_episode_steps), real random
-    params: counts, compiled update memory, and the median policy-step and update latency over
-    `repeats` rounds, each round timing both arms one after the other."""
+    """The config's own sizes (a policy step of env.num_envs, an update of env.num_envs x
+    rollout.episodes_per_env episodes of env.max_episode_steps), real random params: counts,
+    compiled update memory, and the median policy-step and update latency over `repeats` rounds,
+    each round timing both arms one after the other."""
     horizon, num_envs = config.env.max_episode_steps, config.env.num_envs
+    episodes = num_envs * config.rollout.episodes_per_env
     arms, runs = {}, {}
     for arm, name in ARMS.items():
-        cfg, hp, model_cfg, critic, abstract, rollout_spec = build_arm(config, name, horizon, num_envs)
+        cfg, hp, model_cfg, critic, abstract, rollout_spec = build_arm(config, name, horizon, episodes)
         learn = learn_step(cfg, hp, model_cfg, critic)
         memory = compiled_bytes(learn, abstract, rollout_spec)
         arms[arm] = _counts(abstract) | {"update_compiled_bytes": memory["total"], "update_memory": memory}
@@ -181,9 +184,9 @@ def measure_cpu(config, repeats: int = 7) -> dict:
         rollout = random_rollout(rollout_spec, model_cfg, seed=17)
         act = make_act(model_cfg, critic, hp.descriptor_mode, hp.descriptor_tokens)
         act_args = (
-            rollout.images[0],
-            rollout.prompt_ids[0],
-            rollout.prompt_mask[0],
+            rollout.images[0, :num_envs],
+            rollout.prompt_ids[0, :num_envs],
+            rollout.prompt_mask[0, :num_envs],
             jax.random.PRNGKey(3),
             hp.temperature,
         )
@@ -205,7 +208,7 @@ def measure_cpu(config, repeats: int = 7) -> dict:
     for arm in ARMS:
         arms[arm]["policy_ms"] = _median_ms(arms[arm]["policy_ms"])
         arms[arm]["update_ms"] = _median_ms(arms[arm]["update_ms"])
-    arms["shapes"] = {"num_envs": num_envs, "horizon": horizon, "repeats": repeats}
+    arms["shapes"] = {"num_envs": num_envs, "episodes": episodes, "horizon": horizon, "repeats": repeats}
     return _finish(arms)
 
 

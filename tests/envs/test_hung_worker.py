@@ -135,7 +135,7 @@ def test_a_hung_episode_is_invalid_in_the_rollout(monkeypatch, tmp_path):
     # the run's records (critic diagnostics) keep only the two scored episodes' rows
     config = film_evi.get_config()
     config.env.num_envs = 3
-    loop._write_records(str(tmp_path), config, hparams.rl_hparams(config), episodes, 0)
+    loop._write_records(str(tmp_path), config, hparams.rl_hparams(config), episodes, 0, [1, 2, 3])
     columns = records_lib.read_records(str(tmp_path / records_lib.RECORDS_FOLDER))
     np.testing.assert_array_equal(columns["env"], [0, 2] * 4)
     np.testing.assert_array_equal(columns["step"], np.repeat(np.arange(4), 2))

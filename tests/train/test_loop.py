@@ -12,7 +12,7 @@ from configs import film_evi
 from rl2vla_jax import mesh as mesh_lib
 from rl2vla_jax.policy import loading, records
 from rl2vla_jax.policy.episodes import Rollout
-from rl2vla_jax.train import builders, hparams, loop
+from rl2vla_jax.train import builders, episode_plan, hparams, loop
 from rl2vla_jax.train import update as update_lib
 from rl2vla_jax.validation import ConfigError
 
@@ -149,7 +149,7 @@ def test_episodes_per_env_plays_the_next_iterations_episodes_into_one_update(tmp
     frozen = {"optim.actor_lr": 0.0, "train.eval_every": 0, "train.video_every": 0}
     twice = _tiny_run_config(1, **frozen, **{"rollout.episodes_per_env": 2, "ppo.grad_accum_steps": 4})
     once = _tiny_run_config(2, **frozen)
-    assert loop.episode_seeds(twice, 0, 2, 1) == loop.episode_seeds(once, 1, 2)
+    assert episode_plan.episode_seeds(twice, 0, 2, 1) == episode_plan.episode_seeds(once, 1, 2)
     loop.train(twice, str(tmp_path / "twice"))
     loop.train(once, str(tmp_path / "once"))
     both = records.read_records(str(tmp_path / "twice" / "records"))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from configs import film_evi, grpo
-from rl2vla_jax.train import hparams, loop
+from rl2vla_jax.train import episode_plan, hparams
 from rl2vla_jax.train import update as update_lib
 
 
@@ -80,15 +80,15 @@ def test_grpo_paper_is_rl4vla_and_default_is_group_standardised():
 def test_same_init_whole_batch_and_per_group():
     per_group = grpo.get_config("same_state")
     per_group.env.num_envs, per_group.grpo_group_size = 6, 3
-    seeds = loop.episode_seeds(per_group, 5, 3)
+    seeds = episode_plan.episode_seeds(per_group, 5, 3)
     assert seeds[:3] == [seeds[0]] * 3 and seeds[3:] == [seeds[3]] * 3 and seeds[0] != seeds[3]
     batch = grpo.get_config("paper,same_state")
     assert batch.algorithm == "grpo_s" and batch.grpo.same_init == "batch"
-    seeds = loop.episode_seeds(batch, 5, 8)
+    seeds = episode_plan.episode_seeds(batch, 5, 8)
     assert len(seeds) == 64 and set(seeds) == {seeds[0]}
-    assert loop.episode_seeds(batch, 6, 8)[0] != seeds[0]  # a new shared state every iteration
+    assert episode_plan.episode_seeds(batch, 6, 8)[0] != seeds[0]  # a new shared state every iteration
     plain = grpo.get_config("paper")  # GRPO without same_state: every env its own state
-    assert len(set(loop.episode_seeds(plain, 5, 8))) == 64
+    assert len(set(episode_plan.episode_seeds(plain, 5, 8))) == 64
 
 
 def test_ppo_ratio_default_paper_and_bad_value():
