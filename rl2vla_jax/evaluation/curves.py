@@ -3,7 +3,8 @@
 A method is a label and the run directories of its seeds (`python -m rl2vla_jax.train
 --workdir`). Each run's summary.csv gives one row per logged iteration (train/logging.py); the
 run's `run.json` (written by the trainer) gives the env steps of one iteration:
-    env steps after iteration i = (i + 1) x env.num_envs x env.max_episode_steps x processes.
+    env steps after iteration i = (i + 1) x env.num_envs x rollout.episodes_per_env
+                                  x env.max_episode_steps x processes.
 Wall-clock seconds: the `elapsed_seconds` column when the run has one (the trainer logs it,
 continued across resumes); else the running sum of
 the per-iteration phase times (time_simulator + time_policy + time_update + time_host), each

@@ -3,7 +3,8 @@
 One row per env step of one episode; columns (N rows):
   setting   str     the env setting;                category  str   its OOD category ("" unknown)
   seed      int64   the episode's env seed;         iteration int64 RL iteration (-1: evaluation)
-  step      int32   t within the episode;           env       int32 the env's index in its batch
+  step      int32   t within the episode;           env       int32 the episode's column in its batch
+                    (training: env index + k x env.num_envs for an env's k-th episode of the iteration)
   entropies float32 [N, 7] token entropies H_1..H_7 (normalised to [0, 1])
   descriptor float32 u, the critic's entropy input;  value  float32 V(s_t; u_t) (0 without a critic)
   discounted_return float32 G_t = r_t + gamma (1 - d_t) G_{t+1}, G_T = 0 (realised, no bootstrap)
