@@ -26,6 +26,7 @@ _NON_NEGATIVE = (
     "ppo.clip_eps",
     "optim.actor_lr",
     "optim.critic_lr",
+    "optim.actor_frozen_iterations",
     "rollout.temperature",
     "eval.temperature",
 )

@@ -183,3 +183,22 @@ def _value_loss_grad_on_policy(detach_hidden):
 def test_detach_hidden_keeps_the_value_loss_off_the_policy():
     assert _value_loss_grad_on_policy(detach_hidden=False) > 0.0  # RL4VLA: shared hidden state
     assert _value_loss_grad_on_policy(detach_hidden=True) == 0.0
+
+
+def test_actor_frozen_iterations_keep_the_policy_while_the_critic_learns():
+    # 4 x 4 samples in minibatches of 8: two optimizer steps per iteration, one iteration frozen
+    config, hp, model_cfg, critic, state = _setup(4, 4, 8, 1)
+    config.optim.actor_frozen_iterations = 1
+    assert builders.optimizer_steps_per_iteration(config) == 2
+    actor_tx, critic_tx = builders.optimizers(config)
+    state = builders.initial_state(config, hp, model_cfg, critic)  # opt states of these optimizers
+    learn = jax.jit(functools.partial(update_lib.update, hp, model_cfg, critic, actor_tx, critic_tx, 10.0))
+    rollout = _random_rollout(jax.random.PRNGKey(7), model_cfg)
+
+    def moved(a, b):
+        return max(float(np.abs(x - y).max()) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+    first, _ = learn(state, rollout)
+    assert moved(first.trainable, state.trainable) == 0.0 and moved(first.critic, state.critic) > 0.0
+    second, _ = learn(first, rollout)
+    assert moved(second.trainable, first.trainable) > 0.0  # from the third optimizer step on
