@@ -217,7 +217,7 @@ def rl(arg) -> ml_collections.ConfigDict:
     c.optim = ml_collections.ConfigDict()
     c.optim.actor_lr, c.optim.critic_lr, c.optim.weight_decay = 1e-4, 3e-3, 0.01
     c.optim.max_grad_norm = 10.0
-    c.optim.actor_frozen_iterations = 0  # first iterations: critic learns, policy kept (actor lr 0)
+    c.optim.actor_frozen_iterations = 0  # first N updates train the critic only (policy, its Adam kept)
 
     c.train = ml_collections.ConfigDict()
     c.train.iterations = 3

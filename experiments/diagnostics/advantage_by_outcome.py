@@ -6,6 +6,7 @@ mean advantage and value by step.
     ./run.sh python experiments/diagnostics/advantage_by_outcome.py RUN_DIR ITERATION [ITERATION ...]
 """
 
+import glob
 import os
 import sys
 
@@ -17,10 +18,11 @@ from rl2vla_jax.policy import records  # noqa: E402
 
 def main(run_dir: str, *iterations: str) -> None:
     for n, iteration in enumerate(iterations):
-        path = os.path.join(run_dir, records.RECORDS_FOLDER, f"iteration_{int(iteration):05d}.npz")
-        c = records.read_records([path])
+        # one file per iteration, or one per process of a multi-host run
+        pattern = os.path.join(run_dir, records.RECORDS_FOLDER, f"iteration_{int(iteration):05d}*.npz")
+        c = records.read_records(sorted(glob.glob(pattern)))
         success, advantage, value, step = c["success"], c["advantage"], c["value"], c["step"]
-        episodes = len(set(c["env"]))
+        episodes = len(set(zip(c["seed"], c["env"])))
         print(
             f"iteration {iteration}: {episodes} episodes, success {success.mean():.3f}; mean advantage of "
             f"successful episodes {advantage[success].mean():+.4f}, of failed {advantage[~success].mean():+.4f}"

@@ -9,7 +9,7 @@ is wrong on the simulator path.
     ./run.sh python experiments/diagnostics/reversed_advantages.py SFT_CHECKPOINT WORKDIR NUM_ENVS ITERATIONS [key=value ...]
 
 (key=value: dotted config overrides, e.g. rollout.episodes_per_env=4 optim.actor_lr=3e-4; the
-run's summary.csv holds the rollout success per iteration.)
+run's summary.csv holds the rollout success per iteration. It writes no per-sample records.)
 """
 
 import ast
@@ -20,6 +20,13 @@ from probe import run_with_probe  # before rl2vla_jax: it puts the repo root on 
 from rl2vla_jax.train import update as update_lib
 
 
+def _value(text: str):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text  # a bare string, e.g. algorithm=grpo_s
+
+
 def main(sft_checkpoint: str, workdir: str, num_envs: str, iterations: str, *overrides: str) -> None:
     true_advantages = update_lib.compute_advantages
 
@@ -28,7 +35,7 @@ def main(sft_checkpoint: str, workdir: str, num_envs: str, iterations: str, *ove
         return -advantages, returns  # the value targets (returns) stay the true ones
 
     update_lib.compute_advantages = reversed_advantages  # update() looks it up when traced
-    changes = {k: ast.literal_eval(v) for k, v in (o.split("=", 1) for o in overrides)}
+    changes = {k: _value(v) for k, v in (o.split("=", 1) for o in overrides)}
     run_with_probe(lambda *args: None, sft_checkpoint, workdir, int(num_envs), int(iterations), **changes)
 
 

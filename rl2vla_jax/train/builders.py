@@ -41,21 +41,7 @@ def initial_state(config, hp: RLHparams, model_cfg, critic, policy_params=None) 
 
 
 def optimizers(config):
-    frozen_steps = config.optim.actor_frozen_iterations * optimizer_steps_per_iteration(config)
-    return state_lib.make_optimizers(
-        config.optim.actor_lr, config.optim.critic_lr, config.optim.weight_decay, frozen_steps
-    )
-
-
-def optimizer_steps_per_iteration(config) -> int:
-    """Adam steps one update takes: epochs x the global rollout's samples / samples per step."""
-    samples = (
-        config.env.num_envs
-        * config.rollout.episodes_per_env
-        * config.env.max_episode_steps
-        * jax.process_count()
-    )
-    return config.ppo.epochs * samples // (config.ppo.minibatch_size * config.ppo.grad_accum_steps)
+    return state_lib.make_optimizers(config.optim.actor_lr, config.optim.critic_lr, config.optim.weight_decay)
 
 
 def abstract_state(config, hp: RLHparams, model_cfg, critic) -> state_lib.TrainState:

@@ -61,6 +61,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
             f"a rollout of env.num_envs*rollout.episodes_per_env*env.max_episode_steps={samples} samples does not split into "
             f"updates of ppo.minibatch_size*ppo.grad_accum_steps={per_update}; make the second divide the first"
         )
+    if config.algorithm.startswith("grpo") and config.optim.actor_frozen_iterations > 0:
+        raise ConfigError(
+            f"config.optim.actor_frozen_iterations={config.optim.actor_frozen_iterations} waits for a critic "
+            f"to learn, and algorithm={config.algorithm} has none; set it to 0"
+        )
     if config.algorithm.startswith("grpo") and config.env.num_envs % config.grpo_group_size:
         raise ConfigError(
             f"env.num_envs={config.env.num_envs} is not a multiple of grpo_group_size={config.grpo_group_size}"
@@ -97,6 +102,7 @@ class RLHparams:
     group_size: int
     grpo_advantage: str
     grpo_nonzero_rewards_only: bool
+    actor_frozen_iterations: int = 0
 
     @property
     def uses_critic(self) -> bool:
@@ -130,4 +136,5 @@ def rl_hparams(config: ml_collections.ConfigDict) -> RLHparams:
         group_size=int(config.grpo_group_size),
         grpo_advantage=config.grpo.advantage,
         grpo_nonzero_rewards_only=bool(config.grpo.nonzero_rewards_only),
+        actor_frozen_iterations=int(config.optim.actor_frozen_iterations),
     )

@@ -26,20 +26,10 @@ class TrainState:
         return merge(self.trainable, self.frozen)
 
 
-def make_optimizers(actor_lr: float, critic_lr: float, weight_decay: float, actor_frozen_steps: int = 0):
+def make_optimizers(actor_lr: float, critic_lr: float, weight_decay: float):
     """AdamW for the LoRA params and for the critic (RL4VLA: constant lr, wd 0.01).
-    The global grad-norm clip spans both and is applied before them (see update.py).
-    `actor_frozen_steps` > 0: the actor's lr is 0 for that many optimizer steps (its Adam moments
-    still fill), so that the policy first moves on advantages of a critic that has learnt."""
-    actor_schedule = actor_lr
-    if actor_frozen_steps:
-        actor_schedule = optax.join_schedules(
-            [optax.constant_schedule(0.0), optax.constant_schedule(actor_lr)], [actor_frozen_steps]
-        )
-    return (
-        optax.adamw(actor_schedule, weight_decay=weight_decay),
-        optax.adamw(critic_lr, weight_decay=weight_decay),
-    )
+    The global grad-norm clip spans both and is applied before them (see update.py)."""
+    return optax.adamw(actor_lr, weight_decay=weight_decay), optax.adamw(critic_lr, weight_decay=weight_decay)
 
 
 def create(trainable, frozen, critic, actor_tx, critic_tx, rng) -> TrainState:
