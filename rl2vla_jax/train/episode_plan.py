@@ -4,6 +4,16 @@ import jax
 import numpy as np
 
 
+def episodes_per_iteration(config) -> int:
+    """Episodes one process plays per iteration: each of its envs plays rollout.episodes_per_env."""
+    return config.env.num_envs * config.rollout.episodes_per_env
+
+
+def samples_per_iteration(config) -> int:
+    """Env steps (PPO samples) one process collects per iteration; episodes run to the horizon."""
+    return episodes_per_iteration(config) * config.env.max_episode_steps
+
+
 def episode_seeds(config, iteration: int, group_size: int, episode: int = 0) -> list[int]:
     """Deterministic seeds of the `episode`-th episodes the envs play in `iteration` (of
     `rollout.episodes_per_env`), so a resumed run replays the same episodes; GRPO (s) gives every

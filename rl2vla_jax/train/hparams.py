@@ -9,6 +9,7 @@ import dataclasses
 import ml_collections
 
 from rl2vla_jax.config_base import validate_common
+from rl2vla_jax.train.episode_plan import samples_per_iteration
 from rl2vla_jax.validation import (
     ALGORITHMS,
     CRITICS,
@@ -54,7 +55,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _check_choice("ppo.token_reduction", config.ppo.token_reduction, TOKEN_REDUCTIONS)
     if config.rollout.episodes_per_env < 1:
         raise ConfigError(f"config.rollout.episodes_per_env={config.rollout.episodes_per_env} must be >= 1")
-    samples = config.env.num_envs * config.rollout.episodes_per_env * config.env.max_episode_steps
+    samples = samples_per_iteration(config)
     per_update = config.ppo.minibatch_size * config.ppo.grad_accum_steps
     if per_update <= 0 or samples % per_update:
         raise ConfigError(

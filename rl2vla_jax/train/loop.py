@@ -21,7 +21,7 @@ from rl2vla_jax.policy.act import make_act
 from rl2vla_jax.policy.actions import ActionDecoder
 from rl2vla_jax.train import builders, hparams
 from rl2vla_jax.train import update as update_lib
-from rl2vla_jax.train.episode_plan import episode_seeds, rollout_group_ids
+from rl2vla_jax.train.episode_plan import episode_seeds, rollout_group_ids, samples_per_iteration
 from rl2vla_jax.train.logging import RunLogger, first_non_finite
 from rl2vla_jax.train.workdir_lock import WorkdirLock
 from rl2vla_jax.validation import ConfigError, RunStopped
@@ -68,10 +68,7 @@ def write_run_description(workdir: str, config) -> None:
     description = {
         "config": json.loads(config.to_json()),
         "process_count": jax.process_count(),
-        "env_steps_per_iteration": config.env.num_envs
-        * config.rollout.episodes_per_env
-        * config.env.max_episode_steps
-        * jax.process_count(),
+        "env_steps_per_iteration": samples_per_iteration(config) * jax.process_count(),
     }
     files.write_json(os.path.join(workdir, RUN_FILE), description)
 

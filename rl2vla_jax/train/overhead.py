@@ -22,6 +22,7 @@ from rl2vla_jax.policy.act import make_act
 from rl2vla_jax.policy.episodes import Rollout
 from rl2vla_jax.train import builders, hparams
 from rl2vla_jax.train import update as update_lib
+from rl2vla_jax.train.episode_plan import episodes_per_iteration
 
 ARMS = {"with_evi": "film_evi", "without_evi": "value_head"}
 # At 7B one optimizer step on one minibatch of RL4VLA's size is lowered (minibatch 8).
@@ -173,7 +174,7 @@ def measure_cpu(config, repeats: int = 7) -> dict:
     compiled update memory, and the median policy-step and update latency over `repeats` rounds,
     each round timing both arms one after the other."""
     horizon, num_envs = config.env.max_episode_steps, config.env.num_envs
-    episodes = num_envs * config.rollout.episodes_per_env
+    episodes = episodes_per_iteration(config)
     arms, runs = {}, {}
     for arm, name in ARMS.items():
         cfg, hp, model_cfg, critic, abstract, rollout_spec = build_arm(config, name, horizon, episodes)

@@ -199,13 +199,15 @@ def update(
     carry, metrics = jax.lax.scan(epoch, carry, jax.random.split(epoch_rng, hp.epochs))
     trainable, critic_params, actor_opt_state, critic_opt_state = carry
     # The first `actor_frozen_iterations` only train the critic: the policy and its optimizer
-    # state stay as they were, so its first moves use a critic that has seen returns.
-    frozen = state.iteration < hp.actor_frozen_iterations
-    trainable, actor_opt_state = jax.tree.map(
-        lambda old, new: jnp.where(frozen, old, new),
-        (state.trainable, state.actor_opt_state),
-        (trainable, actor_opt_state),
-    )
+    # state stay as they were, so its first moves use a critic that has seen returns. (A Python
+    # `if`: hp is static, so the default program, N = 0, carries no select.)
+    if hp.actor_frozen_iterations:
+        frozen = state.iteration < hp.actor_frozen_iterations
+        trainable, actor_opt_state = jax.tree.map(
+            lambda old, new: jnp.where(frozen, old, new),
+            (state.trainable, state.actor_opt_state),
+            (trainable, actor_opt_state),
+        )
     metrics = jax.tree.map(jnp.mean, metrics)
     if hp.uses_critic:
         metrics["explained_variance"] = losses.explained_variance(rollout.values, returns, valid)

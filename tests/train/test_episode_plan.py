@@ -1,5 +1,7 @@
 """Several episodes per env in one iteration: the episode plan, joining the parts, resume."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -88,3 +90,13 @@ def test_resume_refuses_a_changed_episodes_per_env(tmp_path):
     with pytest.raises(ConfigError, match=r"episodes_per_env=1 differs from the 2 .*episodes_per_env=2"):
         loop._check_same_rounds(str(tmp_path), config)
     loop._check_same_rounds(str(tmp_path / "elsewhere"), config)  # no run.json: nothing to compare
+
+
+def test_run_description_counts_every_episode_of_an_iteration(tmp_path):
+    config = film_evi.get_config()
+    config.env.num_envs, config.rollout.episodes_per_env, config.env.max_episode_steps = 3, 2, 5
+    assert episode_plan.episodes_per_iteration(config) == 6
+    assert episode_plan.samples_per_iteration(config) == 30
+    loop.write_run_description(str(tmp_path), config)
+    with open(tmp_path / loop.RUN_FILE) as f:
+        assert json.load(f)["env_steps_per_iteration"] == 30 * jax.process_count()
