@@ -38,6 +38,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import peft  # noqa: E402
 import torch  # noqa: E402
+from matmul_peak import matmul_peak_gflops  # noqa: E402
 
 from rl2vla_jax import files
 from rl2vla_jax.convert import openvla_hf, peft_adapter
@@ -78,20 +79,6 @@ PRESETS = {
 PROMPT_LEN = {"cpu": 24, "px64": 48}
 CLIP_EPS, HUBER_DELTA = 0.2, 10.0  # the config's ppo.clip_eps (also the value clip) and ppo.huber_delta
 CRITIC_WIDTH = 64  # the value head's hidden layer
-
-
-def matmul_peak_gflops(n=2048, repeats=10):
-    """Best float32 [n, n] @ [n, n] rate of this machine, GFLOP/s."""
-    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-    b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
-    matmul = jax.jit(jnp.dot)
-    jax.block_until_ready(matmul(a, b))
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(matmul(a, b))
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best / 1e9
 
 
 def interleaved_medians(jax_fn, torch_fn, repeats):

@@ -76,3 +76,15 @@ def test_rollout_speed_runs_both_paths_and_writes_the_issue_14_figures(tmp_path)
     assert len(report["load_average"]) == 3 and report["cpu_count"] >= 1
     assert report["tokens_identical"]  # both paths drew the same actions for the same episodes
     assert (report["envs"], report["groups"], report["steps"]) == (2, 2, 2)
+
+
+@pytest.mark.slow
+def test_sft_step_times_the_step_and_counts_its_flops(tmp_path):
+    out = tmp_path / "sft_step.json"
+    _run("sft_step.py", "--config=configs/sft.py", "--batch=2", "--prompt_len=12", "--repeats=1", f"--json={out}")
+    report = json.loads(out.read_text())
+    assert (report["batch"], report["prompt_len"], report["compute_dtype"]) == (2, 12, "float32")
+    assert len(report["step_s"]) == 1 and report["step_s_min"] == report["step_s"][0] > 0
+    assert report["step_gflop"] > 0 and report["matmul_peak_gflops"] > 0
+    assert report["gflops_per_s"] == pytest.approx(report["step_gflop"] / report["step_s_min"])
+    assert report["params"] > 0 and report["cpu_time_over_wall"] > 0
