@@ -6,6 +6,8 @@ protocol with `vector_env.CpuVectorEnv`:
   ("reset", seed)      -> ("ok", image [H,W,3] uint8, instruction, info)
   ("step", action[7])  -> ("ok", image, reward, info, seconds inside env.step)
                           action in the OpenVLA convention
+  ("make", (env_id, env_options)) -> ("ready", None): the old env closed, a new one built in
+                          this process (another setting without a new interpreter and imports)
   ("close", None)      -> exits
 Any exception is sent back as ("error", traceback text).
 """
@@ -82,6 +84,11 @@ def worker_main(conn, env_id: str, image_size: int, max_episode_steps: int, env_
                 image = _image(obs)
                 seconds = time.perf_counter() - started
                 conn.send(("ok", image, float(np.asarray(reward).reshape(-1)[0]), _info(info), seconds))
+            elif command == "make":
+                env.close()
+                env_id, env_options = data
+                env = make_single_env(env_id, image_size, max_episode_steps, env_options=env_options)
+                conn.send(("ready", None))
             elif command == "close":
                 break
             else:

@@ -60,13 +60,23 @@ def make_vector_env(
     suite: str = "ours",
     env_options: dict | None = None,
     step_timeout_s: float = STEP_TIMEOUT_S,
+    reuse=None,
 ):
     """Build `num_envs` envs of one setting of a suite (see `rl2vla_jax.envs.suites`).
     `env_options`: the task's own keyword arguments, e.g. {"camera": "close", "layout": "narrow"}.
-    `step_timeout_s` (cpu backend): a worker silent this long in a step is restarted."""
+    `step_timeout_s` (cpu backend): a worker silent this long in a step is restarted.
+    `reuse`: a vector env this one replaces (e.g. the previous evaluation setting's). A CPU
+    env of the same size, camera resolution and horizon switches its workers to the new setting
+    and is returned; any other is closed first."""
     from rl2vla_jax.envs import suites
 
     entry = suites.get_setting(suite, setting)
+    if reuse is not None:
+        same_shape = (num_envs, image_size, max_episode_steps, step_timeout_s)
+        if backend == "cpu" and suite != "rl4vla" and getattr(reuse, "shape", None) == same_shape:
+            reuse.switch(entry.env_id, env_options, seed)
+            return reuse
+        reuse.close()
     require_vulkan()
     if suite == "rl4vla":  # the fork's tasks: one batched env, driven as RL4VLA drives them
         from rl2vla_jax.envs.rl4vla import Rl4vlaVectorEnv
@@ -163,11 +173,19 @@ class _Worker:
         if self.conn is not None:
             self.conn.close()
 
-    def close(self):
+    def remake(self, env_id: str, env_options: dict):
+        """Ask the process for another env (answered by `wait_ready`); a restart builds it too."""
+        self.args = (env_id, self.args[1], self.args[2], env_options)
+        self.send("make", (env_id, env_options))
+
+    def ask_to_close(self):
         try:
             self.send("close")
         except WorkerCrashed:
             pass
+
+    def close(self):
+        """After `ask_to_close`: wait for the process to exit (closing its simulator), then kill."""
         if self.process is not None:
             self.process.join(timeout=10)
         self.kill()
@@ -194,6 +212,8 @@ class CpuVectorEnv:
     ):
         self.num_envs = int(num_envs)
         self.max_episode_steps = int(max_episode_steps)
+        # What `make_vector_env(reuse=...)` must match to switch these workers to another setting.
+        self.shape = (self.num_envs, image_size, self.max_episode_steps, float(step_timeout_s))
         self.default_seed = seed
         self.step_timeout_s = float(step_timeout_s)
         self.workers = [
@@ -335,7 +355,29 @@ class CpuVectorEnv:
         self.restarts += 1
         self.workers[i].restart()
 
+    def switch(self, env_id: str, env_options: dict | None = None, seed: int = 0):
+        """Another setting in the same worker processes: each builds the new env in place, which
+        saves the interpreter start and imports of fresh workers (most of an evaluation setting's
+        time with few episodes). Episodes reset with a fresh scene, so they do not depend on it."""
+        self._drain()
+        for i, worker in enumerate(self.workers):
+            try:
+                worker.remake(env_id, dict(env_options or {}))
+            except WorkerCrashed:
+                self._restart(i)  # a fresh process with the new args
+        for i, worker in enumerate(self.workers):
+            try:
+                worker.wait_ready()
+            except (WorkerCrashed, RuntimeError):
+                self._restart(i)
+        self.default_seed = seed
+        self._crashed[:] = False
+        self._env_steps[:] = 0
+
     def close(self):
+        # Every worker closes its simulator at once; closing them one by one took ~2.5 s each.
+        for worker in self.workers:
+            worker.ask_to_close()
         for worker in self.workers:
             worker.close()
 

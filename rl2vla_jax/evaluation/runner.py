@@ -123,7 +123,9 @@ def run_setting(config, actor, params, setting, options: Options, out: str, vide
         }
         for first in range(0, options.episodes, num_envs):
             count = min(num_envs, options.episodes - first)
-            seeds = [episode_seed(seed, first + i, setting.setting) for i in range(num_envs)]  # spare envs run, unscored
+            seeds = [
+                episode_seed(seed, first + i, setting.setting) for i in range(num_envs)
+            ]  # spare envs run, unscored
             keep = min(videos, count) if seed_index == 0 and first == 0 else 0
             rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), seeds[0])
             episodes = episodes_lib.run_episodes(
@@ -198,40 +200,45 @@ def evaluate(config, checkpoint: str, settings, options: Options, out: str, log=
         act = make_act(policy.model_config, critic.module, critic.descriptor_mode, critic.descriptor_tokens)
         log(f"[eval] the checkpoint has a critic ({type(critic.module).__name__}): its values go to records/")
 
-    for index, setting in enumerate(todo):
-        clock = time.perf_counter()
-        env = make_vector_env(
-            setting.setting,
-            config.env.num_envs,
-            backend=config.env.backend,
-            image_size=options.image_size,
-            max_episode_steps=options.max_episode_steps,
-            seed=config.seed,
-            suite=options.suite,
-            env_options=config_base.env_options(dataclasses.asdict(options)),
-        )
-        actor = episodes_lib.Actor(
-            env,
-            act,
-            policy.tokenizer,
-            policy.decoder,
-            policy.model_config.image_size,
-            config.model.max_prompt_tokens,
-            policy.model_config.llm.vocab_size,
-            config.env.pipeline_groups,
-        )
-        try:
+    # One set of simulator workers for all settings (switched in place on the cpu backend:
+    # starting fresh workers took most of a 16-episode setting's time).
+    env = None
+    try:
+        for index, setting in enumerate(todo):
+            clock = time.perf_counter()
+            env = make_vector_env(
+                setting.setting,
+                config.env.num_envs,
+                backend=config.env.backend,
+                image_size=options.image_size,
+                max_episode_steps=options.max_episode_steps,
+                seed=config.seed,
+                suite=options.suite,
+                env_options=config_base.env_options(dataclasses.asdict(options)),
+                reuse=env,
+            )
+            actor = episodes_lib.Actor(
+                env,
+                act,
+                policy.tokenizer,
+                policy.decoder,
+                policy.model_config.image_size,
+                config.model.max_prompt_tokens,
+                policy.model_config.llm.vocab_size,
+                config.env.pipeline_groups,
+            )
             result = run_setting(
                 config, actor, policy.params, setting, options, out, config.eval.videos_per_setting, critic
             )
-        finally:
+            results[setting.setting] = result
+            rates = [np.mean(v["success"]) for v in result["seeds"].values() if v["success"]]
+            crashed = sum(len(v["crashed_seeds"]) for v in result["seeds"].values())
+            log(
+                f"[eval] {index + 1}/{len(todo)} {setting.setting}: success {np.mean(rates) if rates else float('nan'):.3f} "
+                f"({len(options.seeds)} seed(s) x {options.episodes} episodes, {time.perf_counter() - clock:.0f} s)"
+                + (f"; {crashed} episode(s) crashed or hung, not scored" if crashed else "")
+            )
+    finally:
+        if env is not None:
             env.close()
-        results[setting.setting] = result
-        rates = [np.mean(v["success"]) for v in result["seeds"].values() if v["success"]]
-        crashed = sum(len(v["crashed_seeds"]) for v in result["seeds"].values())
-        log(
-            f"[eval] {index + 1}/{len(todo)} {setting.setting}: success {np.mean(rates) if rates else float('nan'):.3f} "
-            f"({len(options.seeds)} seed(s) x {options.episodes} episodes, {time.perf_counter() - clock:.0f} s)"
-            + (f"; {crashed} episode(s) crashed or hung, not scored" if crashed else "")
-        )
     return results

@@ -95,3 +95,45 @@ def test_an_episode_does_not_depend_on_the_workers_history():
     after_history = run([5, 7])[1]
     fresh = run([7])[0]
     np.testing.assert_array_equal(fresh, after_history)
+
+
+def _episode(env, actions):
+    """First frame, then every step's frame and reward, of one episode from seed 41."""
+    obs = env.reset(seed=41)
+    frames, rewards = [obs.images], []
+    for _ in range(3):
+        obs, reward, terminated, _, _ = env.step(actions)
+        assert not terminated.any()
+        frames.append(obs.images)
+        rewards.append(reward)
+    return np.stack(frames), np.stack(rewards), list(obs.instructions)
+
+
+@pytest.mark.sim
+def test_switched_workers_play_another_setting_as_fresh_workers_do():
+    actions = np.random.default_rng(1).uniform(-0.05, 0.05, size=(2, 7)).astype(np.float32)
+    make = lambda setting, **kw: make_vector_env(
+        setting, 2, backend="cpu", image_size=48, max_episode_steps=3, **kw
+    )  # noqa: E731
+    env = make("train")
+    train_frames, _, _ = _episode(env, actions)
+    pids = env.worker_pids
+    switched = make("unseen_table", reuse=env)
+    assert switched is env and switched.worker_pids == pids  # the same processes
+    got = _episode(switched, actions)
+    os.kill(pids[1], signal.SIGKILL)  # a worker restarted after the switch builds the new setting
+    after_restart = _episode(switched, actions)
+    assert switched.worker_pids[1] != pids[1]
+    other = make_vector_env(
+        "unseen_table", 2, backend="cpu", image_size=32, max_episode_steps=3, reuse=switched
+    )
+    assert other is not switched and all(p not in other.worker_pids for p in switched.worker_pids)
+    other.close()
+    fresh = make("unseen_table")
+    want = _episode(fresh, actions)
+    fresh.close()
+    assert not np.array_equal(train_frames, want[0])  # the two settings look different
+    for episode in (got, after_restart):
+        np.testing.assert_array_equal(episode[0], want[0])
+        np.testing.assert_array_equal(episode[1], want[1])
+        assert episode[2] == want[2]
