@@ -360,14 +360,16 @@ class CpuVectorEnv:
         saves the interpreter start and imports of fresh workers (most of an evaluation setting's
         time with few episodes). Episodes reset with a fresh scene, so they do not depend on it."""
         self._drain()
+        asked = []
         for i, worker in enumerate(self.workers):
             try:
                 worker.remake(env_id, dict(env_options or {}))
+                asked.append(i)
             except WorkerCrashed:
-                self._restart(i)  # a fresh process with the new args
-        for i, worker in enumerate(self.workers):
+                self._restart(i)  # a fresh process with the new args, already ready
+        for i in asked:
             try:
-                worker.wait_ready()
+                self.workers[i].wait_ready()
             except (WorkerCrashed, RuntimeError):
                 self._restart(i)
         self.default_seed = seed

@@ -117,9 +117,13 @@ def test_switched_workers_play_another_setting_as_fresh_workers_do():
     )  # noqa: E731
     env = make("train")
     train_frames, _, _ = _episode(env, actions)
+    os.kill(env.worker_pids[0], signal.SIGKILL)  # dead before the switch: restarted once by it
+    env.workers[0].process.join(timeout=10)
     pids = env.worker_pids
     switched = make("unseen_table", reuse=env)
-    assert switched is env and switched.worker_pids == pids  # the same processes
+    assert switched is env and switched.restarts == 1
+    assert switched.worker_pids[1] == pids[1]  # the live worker keeps its process
+    pids = switched.worker_pids
     got = _episode(switched, actions)
     os.kill(pids[1], signal.SIGKILL)  # a worker restarted after the switch builds the new setting
     after_restart = _episode(switched, actions)
