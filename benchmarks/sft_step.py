@@ -1,6 +1,6 @@
 """What one SFT step costs: time, FLOPs and CPU use of the jitted behaviour-cloning step.
 
-    ./run.sh python benchmarks/sft_step.py [--config=configs/sft.py:experiment] [--batch=16]
+    ./run.sh python benchmarks/sft_step.py [--config_arg=experiment] [--batch=16]
         [--prompt_len=48] [--scan_unroll=1] [--compute_dtype=float32] [--repeats=5] [--json=PATH]
 
 Random images, prompts and action tokens of the config's shapes (no demonstrations needed), a
@@ -15,7 +15,6 @@ steps x step time (docs/results/cpu.md).
 
 import argparse
 import functools
-import importlib.util
 import os
 import resource
 import statistics
@@ -27,6 +26,7 @@ import numpy as np
 from matmul_peak import matmul_peak_gflops
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # repo root
+from configs import sft  # noqa: E402
 from rl2vla_jax import files  # noqa: E402
 from rl2vla_jax.data.prompt import load_tokenizer, tiny_tokenizer  # noqa: E402
 from rl2vla_jax.models.init import init_params  # noqa: E402
@@ -35,15 +35,6 @@ from rl2vla_jax.policy import loading  # noqa: E402
 from rl2vla_jax.sft import step as sft_step  # noqa: E402
 
 STEPS_PER_ROUND = 8
-
-
-def load_config(spec: str):
-    """`path.py[:arg]` as the CLIs read it, e.g. configs/sft.py:experiment."""
-    path, _, arg = spec.partition(":")
-    module_spec = importlib.util.spec_from_file_location("benchmark_config", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module.get_config(arg) if arg else module.get_config()
 
 
 def random_batch(model_cfg, batch: int, prompt_len: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -68,7 +59,7 @@ def step_flops(model_cfg, tx, eos_id, state, batch) -> float:
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--config", default="configs/sft.py:experiment")
+    parser.add_argument("--config_arg", default="experiment", help="configs/sft.py preset ('' = tiny)")
     parser.add_argument("--batch", type=int, default=None, help="default: the config's sft.batch_size")
     parser.add_argument(
         "--prompt_len", type=int, default=None, help="default: config.model.max_prompt_tokens"
@@ -79,7 +70,7 @@ def main():
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
-    config = load_config(args.config)
+    config = sft.get_config(args.config_arg)
     batch_size = args.batch or config.sft.batch_size
     prompt_len = args.prompt_len or config.model.max_prompt_tokens
     model_cfg = loading.model_config(config, None).replace(
@@ -116,7 +107,7 @@ def main():
 
     best = min(step_s)
     report = {
-        "config": args.config,
+        "config": f"configs/sft.py:{args.config_arg}",
         "batch": batch_size,
         "prompt_len": prompt_len,
         "scan_unroll": args.scan_unroll,
@@ -135,7 +126,7 @@ def main():
         "load_average": list(os.getloadavg()),
     }
     print(
-        f"{args.config} batch {batch_size}, prompt {prompt_len}, unroll {args.scan_unroll}, {args.compute_dtype}: "
+        f"configs/sft.py:{args.config_arg} batch {batch_size}, prompt {prompt_len}, unroll {args.scan_unroll}, {args.compute_dtype}: "
         f"step {best * 1e3:.0f} ms min / {report['step_s_median'] * 1e3:.0f} ms median "
         f"(compile {compile_s:.1f} s); {report['step_gflop']:.2f} GFLOP -> {report['gflops_per_s']:.1f} GFLOP/s "
         f"= {report['mfu']:.1%} of the {peak:.0f} GFLOP/s matmul peak; CPU time {report['cpu_time_over_wall']:.2f} x wall "

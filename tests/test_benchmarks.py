@@ -81,7 +81,7 @@ def test_rollout_speed_runs_both_paths_and_writes_the_issue_14_figures(tmp_path)
 @pytest.mark.slow
 def test_sft_step_times_the_step_and_counts_its_flops(tmp_path):
     out = tmp_path / "sft_step.json"
-    _run("sft_step.py", "--config=configs/sft.py", "--batch=2", "--prompt_len=12", "--repeats=1", f"--json={out}")
+    _run("sft_step.py", "--config_arg=", "--batch=2", "--prompt_len=12", "--repeats=1", f"--json={out}")
     report = json.loads(out.read_text())
     assert (report["batch"], report["prompt_len"], report["compute_dtype"]) == (2, 12, "float32")
     assert len(report["step_s"]) == 1 and report["step_s_min"] == report["step_s"][0] > 0
