@@ -261,7 +261,8 @@ def plot(rows: list[dict], path: str, label: str, other_label: str | None) -> No
     plt.close(fig)
 
 
-def _write_csv(path: str, rows: list[dict]) -> None:
+def write_csv(path: str, rows: list[dict]) -> None:
+    """Rows of dicts as CSV; the header is every key in first-seen order."""
     keys = list(dict.fromkeys(k for row in rows for k in row))
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=keys)
@@ -272,11 +273,11 @@ def _write_csv(path: str, rows: list[dict]) -> None:
 def write_report(out: str, results: dict[str, dict], label: str, other=None, other_label=None) -> str:
     """Write every table and the plot into OUT; returns the Markdown summary."""
     seeds = per_seed_rows(results)
-    _write_csv(os.path.join(out, "per_seed.csv"), seeds)
+    write_csv(os.path.join(out, "per_seed.csv"), seeds)
     with open(os.path.join(out, "per_seed.json"), "w") as f:
         json.dump(seeds, f, indent=1)
     rows = summary_rows(results, other)
-    _write_csv(os.path.join(out, "summary.csv"), rows)
+    write_csv(os.path.join(out, "summary.csv"), rows)
     text = markdown(rows, label, other_label if other is not None else None)
     with open(os.path.join(out, "summary.md"), "w") as f:
         f.write(text)

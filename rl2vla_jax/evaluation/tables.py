@@ -22,7 +22,6 @@ settings.csv (one row per setting, methods as columns), table.png (grouped bars,
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import os
@@ -31,7 +30,7 @@ import numpy as np
 
 from rl2vla_jax.envs.suites import CATEGORIES
 from rl2vla_jax.evaluation import intervals
-from rl2vla_jax.evaluation.report import SHORT_NAMES
+from rl2vla_jax.evaluation.report import SHORT_NAMES, write_csv
 from rl2vla_jax.validation import ConfigError
 
 ID_TRAIN = "ID-train"
@@ -234,14 +233,6 @@ def setting_cells(methods: list[Method]) -> list[tuple[str, list[dict]]]:
     ]
 
 
-def _write_csv(path: str, rows: list[dict]) -> None:
-    keys = list(dict.fromkeys(k for row in rows for k in row))
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def csv_rows(rows: list[dict]) -> list[dict]:
     flat = []
     for row in rows:
@@ -309,7 +300,7 @@ def write_tables(out: str, methods: list[Method]) -> str:
     text = markdown(methods, rows)
     with open(os.path.join(out, "table.md"), "w") as f:
         f.write(text)
-    _write_csv(os.path.join(out, "table.csv"), csv_rows(rows))
-    _write_csv(os.path.join(out, "settings.csv"), settings_csv_rows(methods))
+    write_csv(os.path.join(out, "table.csv"), csv_rows(rows))
+    write_csv(os.path.join(out, "settings.csv"), settings_csv_rows(methods))
     plot(rows, os.path.join(out, "table.png"))
     return text
