@@ -20,6 +20,13 @@ def test_wilson_hand_cases():
     assert all(math.isnan(v) for v in intervals.wilson_interval(3, 0))  # no episodes, no interval
 
 
+@pytest.mark.parametrize("n", [10, 16, 48, 240])
+def test_wilson_bounds_are_exact_at_none_and_all(n):
+    # The float sum centre - half leaves e.g. 6.9e-18 at 0 of 48; tables print the bound as is.
+    assert intervals.wilson_interval(0, n)[0] == 0.0
+    assert intervals.wilson_interval(n, n)[1] == 1.0
+
+
 @pytest.mark.parametrize("k,n", [(0, 7), (1, 13), (7, 17), (29, 29), (11, 64)])
 def test_wilson_matches_scipy(k, n):
     expected = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
