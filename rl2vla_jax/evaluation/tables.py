@@ -265,7 +265,9 @@ def plot(rows: list[dict], path: str) -> None:
     columns = [c for c in COLUMNS if any(c in r["cells"] for r in rows)]
     x = np.arange(len(columns))
     width = 0.8 / len(rows)
-    fig, ax = plt.subplots(figsize=(max(7.0, 1.2 * len(columns) * max(1, len(rows)) / 2 + 3), 4.4))
+    # Wider with more bars, capped so that a 6-method table stays readable on one screen.
+    bars = len(columns) * max(1, len(rows))
+    fig, ax = plt.subplots(figsize=(min(14.0, max(7.0, 0.35 * bars + 3)), 5.0))
     for index, row in enumerate(rows):
         cells = [row["cells"].get(c) for c in columns]
         mean = np.array([c["success"] if c else np.nan for c in cells]) * 100
