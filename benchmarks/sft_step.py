@@ -126,7 +126,7 @@ def main():
         "load_average": list(os.getloadavg()),
     }
     print(
-        f"configs/sft.py:{args.config_arg} batch {batch_size}, prompt {prompt_len}, unroll {args.scan_unroll}, {args.compute_dtype}: "
+        f"{report['config']} batch {batch_size}, prompt {prompt_len}, unroll {args.scan_unroll}, {args.compute_dtype}: "
         f"step {best * 1e3:.0f} ms min / {report['step_s_median'] * 1e3:.0f} ms median "
         f"(compile {compile_s:.1f} s); {report['step_gflop']:.2f} GFLOP -> {report['gflops_per_s']:.1f} GFLOP/s "
         f"= {report['mfu']:.1%} of the {peak:.0f} GFLOP/s matmul peak; CPU time {report['cpu_time_over_wall']:.2f} x wall "

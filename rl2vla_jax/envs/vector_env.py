@@ -211,9 +211,8 @@ class CpuVectorEnv:
         step_timeout_s: float = STEP_TIMEOUT_S,
     ):
         self.num_envs = int(num_envs)
+        self.image_size = int(image_size)
         self.max_episode_steps = int(max_episode_steps)
-        # What `make_vector_env(reuse=...)` must match to switch these workers to another setting.
-        self.shape = (self.num_envs, image_size, self.max_episode_steps, float(step_timeout_s))
         self.default_seed = seed
         self.step_timeout_s = float(step_timeout_s)
         self.workers = [
@@ -231,6 +230,11 @@ class CpuVectorEnv:
         self.restarts = 0  # workers restarted, crashed or hung
         self.hangs = 0  # of which hung
         self.last_sim_seconds = 0.0
+
+    @property
+    def shape(self) -> tuple:
+        """What `make_vector_env(reuse=...)` must match to switch these workers to another setting."""
+        return (self.num_envs, self.image_size, self.max_episode_steps, self.step_timeout_s)
 
     @property
     def elapsed_steps(self) -> int:
