@@ -4,7 +4,8 @@
 
 Repeat --evals / --runs once per method (or separate methods with ';'); the order is the table's.
 --evals writes OUT/table.md, table.csv, settings.csv, table.png (evaluation/tables.py);
---runs writes OUT/curves.csv, curves.png (evaluation/curves.py). Every input is read and checked
+--runs writes OUT/curves.csv, curves.png (evaluation/curves.py), each seed smoothed by a trailing
+mean over --curve_window iterations. Every input is read and checked
 before OUT is written.
 """
 
@@ -19,6 +20,12 @@ _EVALS = flags.DEFINE_multi_string(
     "evals", [], "LABEL=DIR[,DIR...]: evaluation folders of one method's seeds."
 )
 _RUNS = flags.DEFINE_multi_string("runs", [], "LABEL=DIR[,DIR...]: RL run directories of one method's seeds.")
+_CURVE_WINDOW = flags.DEFINE_integer(
+    "curve_window",
+    5,
+    "Learning curves: each seed's point is the mean of its last N iterations (1 = raw). A CPU "
+    "iteration holds a few episodes, too few for a readable success rate.",
+)
 _OUT = flags.DEFINE_string("out", None, "Folder for the tables, curves and plots.")
 flags.mark_flags_as_required(["out"])
 
@@ -44,7 +51,7 @@ def main(argv):
     from rl2vla_jax.evaluation import curves, tables
 
     methods = tables.load_methods(evals) if evals else None
-    learning = curves.load_curves(runs) if runs else None
+    learning = curves.load_curves(runs, _CURVE_WINDOW.value) if runs else None
     os.makedirs(_OUT.value, exist_ok=True)
     if methods:
         print(tables.write_tables(_OUT.value, methods))

@@ -12,7 +12,11 @@ logged row standing for the iterations since the previous one (train.log_every >
 training time: periodic evaluations and checkpoint saves are not in it.
 
 Seeds are aligned by iteration, over the iterations every seed has logged (a run still going
-shortens the curve of its method). Per iteration: the mean over seeds and a Student-t 95%
+shortens the curve of its method). Smoothing (`window` W): a seed's point at iteration i is the
+mean of its logged rows with i - W < iteration <= i (trailing, so no point looks ahead; fewer
+rows at the start). A CPU run's iteration holds a few episodes, so one iteration's success is
+0-1 noise and the band over seeds spans the whole axis; W iterations pool W times the episodes.
+Per iteration: the mean over seeds and a Student-t 95%
 interval over seeds (intervals.mean_interval; one seed: the line alone; the plot clips a success
 band to [0, 1], curves.csv keeps the interval as computed). On the wall-clock axis a
 point sits at the seeds' mean elapsed time. Files: curves.csv (one row per method x iteration)
@@ -83,8 +87,17 @@ def elapsed_seconds(summary: dict[str, np.ndarray], run: str = "") -> np.ndarray
     return np.cumsum(per_iteration * covered)
 
 
-def method_curve(label: str, runs: list[str]) -> list[dict]:
-    """One row per iteration all seeds logged: env steps, seconds and each metric's mean/interval."""
+def trailing_mean(iterations: np.ndarray, values: np.ndarray, at: int, window: int) -> float:
+    """Mean of `values` whose iteration lies in (at - window, at]."""
+    picked = (iterations > at - window) & (iterations <= at)
+    return float(values[picked].mean())
+
+
+def method_curve(label: str, runs: list[str], window: int = 1) -> list[dict]:
+    """One row per iteration all seeds logged: env steps, seconds and each metric's mean/interval
+    over seeds of every seed's trailing mean over `window` iterations (1: the raw values)."""
+    if window < 1:
+        raise ConfigError(f"the curves' smoothing window is {window}; it must be 1 (none) or more iterations")
     seeds = []
     for run in runs:
         summary = read_summary(run)
@@ -97,18 +110,28 @@ def method_curve(label: str, runs: list[str]) -> list[dict]:
     common = set.intersection(*(set(s[1]["iteration"].astype(int)) for s in seeds))
     if not common:
         raise ConfigError(f"the runs of {label} share no logged iteration")
-    rows = []
-    for iteration in sorted(common):
-        picks = [int(np.flatnonzero(s[1]["iteration"] == iteration)[-1]) for s in seeds]
+    rows, common = [], sorted(common)
+    # Each seed's rows of the common iterations, each iteration once: its last row (a resumed
+    # run may log an iteration twice). A window holds only these, so the seeds average the same
+    # iterations.
+    kept = [np.array([np.flatnonzero(s[1]["iteration"] == i)[-1] for i in common]) for s in seeds]
+    for n, iteration in enumerate(common):
+        picks = [k[n] for k in kept]
         row = {
             "method": label,
             "iteration": iteration,
             "env_steps": (iteration + 1) * seeds[0][2],
             "seconds": float(np.mean([s[3][i] for s, i in zip(seeds, picks)])),
             "seeds": len(seeds),
+            "window": window,
         }
         for metric in METRICS:
-            values = np.array([s[1][metric][i] for s, i in zip(seeds, picks)])
+            values = np.array(
+                [
+                    trailing_mean(s[1]["iteration"][k], s[1][metric][k], iteration, window)
+                    for s, k in zip(seeds, kept)
+                ]
+            )
             low, high = intervals.mean_interval(values)
             row |= {
                 f"{metric}_mean": float(values.mean()),
@@ -138,24 +161,29 @@ def plot(curves: dict[str, list[dict]], path: str) -> None:
                     high = np.array([row[f"{metric}_ci_high"] for row in rows])
                     if metric == "success":  # a rate: the t band over few seeds can leave [0, 1]
                         low, high = np.clip(low, 0.0, 1.0), np.clip(high, 0.0, 1.0)
-                    ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+                    ax.fill_between(x, low, high, color=line.get_color(), alpha=0.12, linewidth=0)
             ax.set_xlabel(x_label)
             ax.set_ylabel(f"train-split {metric}")
             if metric == "success":
                 ax.set_ylim(-0.02, 1.02)  # a rate: the whole range, so flat-at-zero reads as zero
             ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=8)
-    fig.suptitle("Training rollouts: mean over seeds, band = Student-t 95% interval over seeds", fontsize=10)
+    window = next(iter(curves.values()))[0]["window"]
+    smoothing = f"each seed's trailing mean over {window} iterations, " if window > 1 else ""
+    fig.suptitle(
+        f"Training rollouts: {smoothing}mean over seeds, band = Student-t 95% interval over seeds",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def load_curves(specs: list[tuple[str, list[str]]]) -> dict[str, list[dict]]:
+def load_curves(specs: list[tuple[str, list[str]]], window: int = 1) -> dict[str, list[dict]]:
     labels = [label for label, _ in specs]
     if len(set(labels)) < len(labels):
         raise ConfigError(f"a run label is given twice: {', '.join(labels)}")
-    return {label: method_curve(label, runs) for label, runs in specs}
+    return {label: method_curve(label, runs, window) for label, runs in specs}
 
 
 def write_curves(out: str, curves: dict[str, list[dict]]) -> None:

@@ -231,6 +231,25 @@ def test_curve_seed_mean_band_and_axes(runs):
     assert one[3]["return_ci_low"] == one[3]["return_ci_high"] == one[3]["return_mean"] == 4.0
 
 
+def test_curve_window_is_each_seeds_trailing_mean_over_common_iterations(runs, tmp_path):
+    rows = curves.method_curve("ppo", list(runs), window=2)
+    # a: success 0, .25, .5 (and .75 at iteration 3, which b never logged); b: .5, .25, 1.
+    # Trailing pairs: a 0, .125, .375; b .5, .375, .625.
+    assert [r["success_mean"] for r in rows] == pytest.approx([0.25, 0.25, 0.5])
+    assert (rows[2]["success_ci_low"], rows[2]["success_ci_high"]) == pytest.approx(
+        (0.5 - 12.706205 * 0.125, 0.5 + 12.706205 * 0.125)
+    )
+    assert rows[2]["return_mean"] == pytest.approx(3.0)  # a (2 + 3) / 2, b (2 + 5) / 2
+    assert [r["window"] for r in rows] == [2, 2, 2]
+    assert [r["env_steps"] for r in rows] == [42, 84, 126]  # the axes do not move
+    assert curves.method_curve("one", [runs[0]], window=2)[3]["success_mean"] == pytest.approx(0.625)
+    # A resumed run that logged iteration 1 twice: only its last row enters the window.
+    resumed = write_run(tmp_path / "resumed", [0, 1, 1, 2], [0.0, 1.0, 0.0, 0.0], [0.0] * 4, [1.0] * 4)
+    assert curves.method_curve("r", [resumed], window=3)[-1]["success_mean"] == 0.0
+    with pytest.raises(ConfigError, match="smoothing window is 0"):
+        curves.method_curve("ppo", list(runs), window=0)
+
+
 def test_wall_clock_counts_iterations_between_logged_rows(tmp_path):
     run = write_run(tmp_path / "r", [1, 3, 4], [0, 0, 0], [0, 0, 0], [5.0, 7.0, 2.0])  # log_every 2, then 1
     summary = curves.read_summary(run)
@@ -246,7 +265,7 @@ def test_write_curves_and_missing_config(runs, tmp_path):
     with open(out / "curves.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["method"] for r in rows] == ["ppo"] * 3 + ["solo"] * 3
-    assert float(rows[4]["success_mean"]) == 0.25 and rows[4]["seeds"] == "1"
+    assert float(rows[4]["success_mean"]) == 0.25 and rows[4]["seeds"] == "1" and rows[4]["window"] == "1"
     with open(out / "curves.png", "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     os.remove(os.path.join(runs[1], "run.json"))
@@ -276,6 +295,11 @@ def test_command_writes_table_and_curves(specs, runs, tmp_path):
     for name in ("table.md", "table.csv", "settings.csv", "table.png", "curves.csv", "curves.png"):
         assert os.path.getsize(out / name) > 0, name
     assert "| ppo | 2 | 91.7 [" in proc.stdout
+    with open(out / "curves.csv") as f:
+        assert {row["window"] for row in csv.DictReader(f)} == {"5"}  # the command smooths by default
+    proc = _results(f"--runs=ppo={runs[0]}", "--curve_window=0", f"--out={tmp_path}/zero")
+    _one_error_line(proc, "error: the curves' smoothing window is 0; it must be 1 (none) or more")
+    assert not os.path.exists(tmp_path / "zero")
 
 
 def test_command_errors_are_one_line(specs, tmp_path):
