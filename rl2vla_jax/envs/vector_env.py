@@ -72,7 +72,7 @@ def make_vector_env(
 
     entry = suites.get_setting(suite, setting)
     if reuse is not None:
-        same_shape = (num_envs, image_size, max_episode_steps, step_timeout_s)
+        same_shape = CpuVectorEnv.shape_of(num_envs, image_size, max_episode_steps, step_timeout_s)
         if backend == "cpu" and suite != "rl4vla" and getattr(reuse, "shape", None) == same_shape:
             reuse.switch(entry.env_id, env_options, seed)
             return reuse
@@ -231,10 +231,14 @@ class CpuVectorEnv:
         self.hangs = 0  # of which hung
         self.last_sim_seconds = 0.0
 
+    @staticmethod
+    def shape_of(num_envs: int, image_size: int, max_episode_steps: int, step_timeout_s: float) -> tuple:
+        return (int(num_envs), int(image_size), int(max_episode_steps), float(step_timeout_s))
+
     @property
     def shape(self) -> tuple:
         """What `make_vector_env(reuse=...)` must match to switch these workers to another setting."""
-        return (self.num_envs, self.image_size, self.max_episode_steps, self.step_timeout_s)
+        return self.shape_of(self.num_envs, self.image_size, self.max_episode_steps, self.step_timeout_s)
 
     @property
     def elapsed_steps(self) -> int:
