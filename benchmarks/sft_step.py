@@ -1,7 +1,7 @@
 """What one SFT step costs: time, FLOPs and CPU use of the jitted behaviour-cloning step.
 
     ./run.sh python benchmarks/sft_step.py [--config_arg=experiment] [--batch=16]
-        [--prompt_len=48] [--scan_unroll=1] [--compute_dtype=float32] [--repeats=5] [--json=PATH]
+        [--prompt_len=48] [--scan_unroll=N] [--compute_dtype=float32] [--repeats=5] [--json=PATH]
 
 Random images, prompts and action tokens of the config's shapes (no demonstrations needed), a
 random init of the config's model, every parameter trained as the `experiment` preset does.
@@ -64,7 +64,9 @@ def main():
     parser.add_argument(
         "--prompt_len", type=int, default=None, help="default: config.model.max_prompt_tokens"
     )
-    parser.add_argument("--scan_unroll", type=int, default=1)
+    parser.add_argument(
+        "--scan_unroll", type=int, default=None, help="default: config.model.scan_unroll (experiment: 4)"
+    )
     parser.add_argument("--compute_dtype", default="float32", choices=("float32", "bfloat16"))
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", default=None)
@@ -73,9 +75,9 @@ def main():
     config = sft.get_config(args.config_arg)
     batch_size = args.batch or config.sft.batch_size
     prompt_len = args.prompt_len or config.model.max_prompt_tokens
-    model_cfg = loading.model_config(config, None).replace(
-        scan_unroll=args.scan_unroll, compute_dtype=args.compute_dtype
-    )
+    model_cfg = loading.model_config(config, None).replace(compute_dtype=args.compute_dtype)
+    if args.scan_unroll is not None:
+        model_cfg = model_cfg.replace(scan_unroll=args.scan_unroll)
     eos_id = int(load_tokenizer(tiny_tokenizer()).eos_id())
     tx = sft_step.make_optimizer(
         config.sft.learning_rate, config.optim.weight_decay, config.optim.max_grad_norm
@@ -110,7 +112,7 @@ def main():
         "config": f"configs/sft.py:{args.config_arg}",
         "batch": batch_size,
         "prompt_len": prompt_len,
-        "scan_unroll": args.scan_unroll,
+        "scan_unroll": model_cfg.scan_unroll,
         "compute_dtype": args.compute_dtype,
         "params": sum(int(np.prod(v.shape)) for v in jax.tree.leaves(params)),
         "compile_s": compile_s,
@@ -126,7 +128,7 @@ def main():
         "load_average": list(os.getloadavg()),
     }
     print(
-        f"{report['config']} batch {batch_size}, prompt {prompt_len}, unroll {args.scan_unroll}, {args.compute_dtype}: "
+        f"{report['config']} batch {batch_size}, prompt {prompt_len}, unroll {model_cfg.scan_unroll}, {args.compute_dtype}: "
         f"step {best * 1e3:.0f} ms min / {report['step_s_median'] * 1e3:.0f} ms median "
         f"(compile {compile_s:.1f} s); {report['step_gflop']:.2f} GFLOP -> {report['gflops_per_s']:.1f} GFLOP/s "
         f"= {report['mfu']:.1%} of the {peak:.0f} GFLOP/s matmul peak; CPU time {report['cpu_time_over_wall']:.2f} x wall "

@@ -6,6 +6,8 @@
 #                                         METHOD: ppo_no_evi entropy_concat value_loss_weighting film_evi grpo
 #   experiments/cpu.sh eval DIR           every checkpoint (DIR/sft, DIR/rl/*/*) on the whole `ours` suite
 #   experiments/cpu.sh table DIR          the methods x categories table and learning curves -> DIR/table
+#                                         (the SFT row pools DIR/eval/sft with any DIR/eval/sft_seed*: the
+#                                         evaluations of further SFT training seeds, e.g. sft --config.seed=1)
 #   experiments/cpu.sh all DIR            all of the above (SEEDS="0 1 2", METHODS as above)
 # Every stage resumes: demos, SFT, RL and evaluation pick up where an interrupted run stopped, and
 # a finished stage is skipped. All stages use the `experiment` preset of the config files
@@ -57,7 +59,9 @@ evaluate() {  # DIR [args]
 
 table() {  # DIR [args]
   local dir="$1"; shift
-  local args=(--evals="SFT=$dir/eval/sft")
+  local sft_evals="$dir/eval/sft" extra
+  for extra in "$dir"/eval/sft_seed*; do [ -d "$extra" ] && sft_evals+=",$extra"; done
+  local args=(--evals="SFT=$sft_evals")
   for method in $METHODS; do
     local evals="" runs=""
     for seed in $SEEDS; do

@@ -84,6 +84,7 @@ def test_sft_step_times_the_step_and_counts_its_flops(tmp_path):
     _run("sft_step.py", "--config_arg=", "--batch=2", "--prompt_len=12", "--repeats=1", f"--json={out}")
     report = json.loads(out.read_text())
     assert (report["batch"], report["prompt_len"], report["compute_dtype"]) == (2, 12, "float32")
+    assert report["scan_unroll"] == 1  # the tiny config's own (`experiment` unrolls 4)
     assert len(report["step_s"]) == 1 and report["step_s_min"] == report["step_s"][0] > 0
     assert report["step_gflop"] > 0 and report["matmul_peak_gflops"] > 0
     assert report["gflops_per_s"] == pytest.approx(report["step_gflop"] / report["step_s_min"])

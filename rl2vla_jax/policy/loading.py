@@ -44,13 +44,17 @@ def model_config(config, checkpoint_config=None) -> model_config_lib.OpenVLAConf
     `config.model.preset`, with the run's dtype and remat. LoRA: the checkpoint's own adapter
     if it has one (an SFT checkpoint continues training it), else the run's."""
     remat = None if config.model.remat == "none" else config.model.remat
-    dtypes = {"param_dtype": config.model.param_dtype, "compute_dtype": config.model.param_dtype}
+    # How the layers run (dtype, remat, unrolling) is the run's choice, not the checkpoint's.
+    run_options = {
+        "param_dtype": config.model.param_dtype,
+        "compute_dtype": config.model.param_dtype,
+        "remat_policy": remat,
+        "scan_unroll": config.model.get("scan_unroll", 1),
+    }
     if checkpoint_config is not None:
         lora = adapter_lora(config) or checkpoint_config.lora or run_lora(config)
-        return checkpoint_config.replace(remat_policy=remat, lora=lora, **dtypes)
-    return model_config_lib.get_preset(
-        config.model.preset, remat_policy=remat, lora=run_lora(config), **dtypes
-    )
+        return checkpoint_config.replace(lora=lora, **run_options)
+    return model_config_lib.get_preset(config.model.preset, lora=run_lora(config), **run_options)
 
 
 @dataclasses.dataclass

@@ -197,6 +197,25 @@ def test_remat_and_bf16_configs_run(setup):
     np.testing.assert_allclose(logits, f32_logits, atol=0.1)
 
 
+def test_unrolled_layers_match_the_scanned_loop(setup):
+    """scan_unroll changes how the layer stacks are compiled (the experiment preset unrolls
+    them for speed), not what they compute: same params, same logits and gradients."""
+    cfg, params, pixels, ids, mask = setup
+    tokens = jnp.asarray(np.random.default_rng(2).integers(0, 256, (3, 7)), jnp.int32)
+
+    def loss(params, cfg):
+        logits, hidden = sampling.action_logits_and_hidden(params, cfg, pixels, ids, mask, tokens)
+        return jax.nn.log_softmax(logits).mean() + hidden.mean()
+
+    grad = jax.jit(jax.value_and_grad(loss), static_argnums=1)
+    depth = max(cfg.llm.num_layers, cfg.dino.depth, cfg.siglip.depth)
+    (want, want_grads), (got, got_grads) = grad(params, cfg), grad(params, cfg.replace(scan_unroll=depth))
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    jax.tree_util.tree_map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7), got_grads, want_grads
+    )
+
+
 def test_add_lora_to_a_base_checkpoint_keeps_outputs(setup):
     cfg, params, pixels, ids, mask = setup
     base_cfg, base = cfg.replace(lora=None), lora_lib.strip_lora(params)

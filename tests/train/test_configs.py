@@ -9,6 +9,7 @@ import pytest
 from rl2vla_jax import config_base
 from rl2vla_jax.models import config as model_config_lib
 from rl2vla_jax.models import critics
+from rl2vla_jax.policy import loading
 from rl2vla_jax.train import hparams
 from rl2vla_jax.validation import CONFIG_PRESETS, CRITICS, MODEL_PRESETS, ConfigError
 
@@ -156,6 +157,10 @@ def test_invalid_choices_are_one_line_errors():
     with pytest.raises(ConfigError, match="model.remat='some' is not valid; choose one of: none, full,"):
         hparams.validate(config)
     config = _load("film_evi")
+    config.model.scan_unroll = 0
+    with pytest.raises(ConfigError, match="config.model.scan_unroll=0 must be >= 1"):
+        hparams.validate(config)
+    config = _load("film_evi")
     config.ppo.minibatch_size = 7
     with pytest.raises(ConfigError, match="does not split"):
         hparams.validate(config)
@@ -214,6 +219,9 @@ def test_experiment_preset_is_one_cpu_recipe_for_every_stage():
     configs = {name: _load(name, "experiment,seed=2") for name in ("sft", "film_evi", "grpo", "eval")}
     for config in configs.values():
         assert config.model.preset == "small" and config.seed == 2
+        # Unrolled like this, whether the model comes from the preset or from a checkpoint.
+        assert loading.model_config(config).scan_unroll == config.model.scan_unroll == 4
+        assert loading.model_config(config, model_config_lib.small()).scan_unroll == 4
         assert config_base.env_conditions(config) == {
             "image_size": 64,
             "max_episode_steps": 40,
