@@ -6,8 +6,9 @@
 #                                         METHOD: ppo_no_evi entropy_concat value_loss_weighting film_evi grpo
 #   experiments/cpu.sh eval DIR           every checkpoint (DIR/sft, DIR/rl/*/*) on the whole `ours` suite
 #   experiments/cpu.sh table DIR          the methods x categories table and learning curves -> DIR/table
-#                                         (the SFT row pools DIR/eval/sft with any DIR/eval/sft_seed*: the
-#                                         evaluations of further SFT training seeds, e.g. sft --config.seed=1)
+#                                         (evaluations of further SFT training seeds, e.g. sft --config.seed=1,
+#                                         in DIR/eval/sft_seed*, get a row of their own: the RL runs start
+#                                         from DIR/sft, the SFT row)
 #   experiments/cpu.sh all DIR            all of the above (SEEDS="0 1 2", METHODS as above)
 # Every stage resumes: demos, SFT, RL and evaluation pick up where an interrupted run stopped, and
 # a finished stage is skipped. All stages use the `experiment` preset of the config files
@@ -59,9 +60,9 @@ evaluate() {  # DIR [args]
 
 table() {  # DIR [args]
   local dir="$1"; shift
-  local sft_evals="$dir/eval/sft" extra
-  for extra in "$dir"/eval/sft_seed*; do [ -d "$extra" ] && sft_evals+=",$extra"; done
-  local args=(--evals="SFT=$sft_evals")
+  local args=(--evals="SFT=$dir/eval/sft") other="" extra
+  for extra in "$dir"/eval/sft_seed*; do [ -d "$extra" ] && other+="${other:+,}$extra"; done
+  [ -n "$other" ] && args+=(--evals="SFT (other training seeds)=$other")
   for method in $METHODS; do
     local evals="" runs=""
     for seed in $SEEDS; do
