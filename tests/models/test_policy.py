@@ -209,7 +209,11 @@ def test_unrolled_layers_match_the_scanned_loop(setup):
 
     grad = jax.jit(jax.value_and_grad(loss), static_argnums=1)
     depth = max(cfg.llm.num_layers, cfg.dino.depth, cfg.siglip.depth)
-    (want, want_grads), (got, got_grads) = grad(params, cfg), grad(params, cfg.replace(scan_unroll=depth))
+    unrolled = cfg.replace(scan_unroll=depth)
+    # The setting takes effect: the scanned stacks lower to loops, the unrolled ones to none.
+    assert grad.lower(params, cfg).as_text().count("stablehlo.while") > 0
+    assert grad.lower(params, unrolled).as_text().count("stablehlo.while") == 0
+    (want, want_grads), (got, got_grads) = grad(params, cfg), grad(params, unrolled)
     np.testing.assert_allclose(got, want, rtol=1e-6)
     jax.tree_util.tree_map(
         lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7), got_grads, want_grads
