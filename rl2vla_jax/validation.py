@@ -27,7 +27,7 @@ ENV_BACKENDS = ("cpu", "gpu")
 CAMERAS = ("wide", "close")  # rl2vla_jax/envs/put_on_plate.py: CAMERAS
 # rl2vla_jax/envs/put_on_plate.py: LAYOUTS, plus "narrow_all" (that file: PutOnPlateEnv.__init__)
 LAYOUTS = ("full", "narrow", "narrow_all")
-MODEL_PRESETS = ("tiny", "small", "openvla_7b")
+MODEL_PRESETS = ("tiny", "small", "small_2layer", "openvla_7b")
 PARAM_DTYPES = ("float32", "bfloat16")
 REMAT_POLICIES = ("none", "full", "dots")
 # Presets of the config argument (`--config=configs/film_evi.py:paper`); "cpu" is the default.

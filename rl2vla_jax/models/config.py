@@ -222,7 +222,14 @@ def small(**changes: Any) -> OpenVLAConfig:
     return cfg.replace(**changes)
 
 
-PRESETS = {"tiny": tiny, "small": small, "openvla_7b": openvla_7b}
+def small_2layer(**changes: Any) -> OpenVLAConfig:
+    """`small` with a 2-layer Llama: ~25% less time per SFT step on 2 cores, the candidate for
+    the 25-minute SFT stage (docs/results/cpu.md, exp23)."""
+    cfg = small()
+    return cfg.replace(llm=dataclasses.replace(cfg.llm, num_layers=2), **changes)
+
+
+PRESETS = {"tiny": tiny, "small": small, "small_2layer": small_2layer, "openvla_7b": openvla_7b}
 
 
 def get_preset(name: str, **changes: Any) -> OpenVLAConfig:

@@ -194,6 +194,12 @@ def test_choice_names_match_what_the_models_build():
     assert set(config_base.PRESET_ARGS) == {"cpu", "paper", "experiment", "seed"}
 
 
+def test_small_2layer_preset_is_small_with_one_llama_layer_fewer():
+    small, smaller = model_config_lib.get_preset("small"), model_config_lib.get_preset("small_2layer")
+    assert (small.llm.num_layers, smaller.llm.num_layers) == (3, 2)
+    assert smaller.replace(llm=small.llm) == small  # towers, projector, vocabulary, LoRA unchanged
+
+
 def test_every_config_file_has_a_runnable_docstring():
     for path in glob.glob(os.path.join(ROOT, "configs", "[!_]*.py")):
         name = os.path.basename(path)
