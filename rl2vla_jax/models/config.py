@@ -223,8 +223,8 @@ def small(**changes: Any) -> OpenVLAConfig:
 
 
 def small_2layer(**changes: Any) -> OpenVLAConfig:
-    """`small` with a 2-layer Llama: ~25% less time per SFT step on 2 cores, the candidate for
-    the 25-minute SFT stage (docs/results/cpu.md, exp23)."""
+    """`small` with a 2-layer Llama. exp23 (docs/results/cpu.md, 2-core AMD EPYC): SFT steps ~25%
+    shorter, but 21% train-split success where `small` reached 53%, so not the preset."""
     cfg = small()
     return cfg.replace(llm=dataclasses.replace(cfg.llm, num_layers=2), **changes)
 
