@@ -6,6 +6,11 @@ Success rates are proportions of independent episodes: the Wilson score interval
 collapses). Returns: mean +- t_{0.975, n-1} s / sqrt(n). The difference of two success rates:
 Newcombe's hybrid score interval (his method 10) from the two Wilson intervals,
     d - sqrt((p1 - l1)^2 + (u2 - p2)^2),   d + sqrt((u1 - p1)^2 + (p2 - l2)^2),   d = p1 - p2.
+The difference when both policies played the same episodes (paired 0/1 outcomes): Agresti and
+Min's (2005) adjusted Wald interval, 1/2 added to each cell of the 2x2 table (b, c: the
+discordant counts, n the pairs), d* = (b - c) / (n + 2),
+    d* +- z sqrt(((b + c) / (n + 2) - d*^2) / (n + 2)),
+far narrower than Newcombe's when the two policies mostly succeed and fail on the same episodes.
 """
 
 from __future__ import annotations
@@ -48,3 +53,17 @@ def difference_interval(successes1: float, n1: int, successes2: float, n2: int) 
     l2, u2 = wilson_interval(successes2, n2)
     d = p1 - p2
     return (d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2))
+
+
+def paired_difference_interval(x, y, z: float = Z95) -> tuple[float, float]:
+    """Agresti-Min interval for mean(x) - mean(y), x[i] and y[i] 0/1 outcomes of the same episode."""
+    x, y = np.asarray(x, bool), np.asarray(y, bool)
+    if x.shape != y.shape:
+        raise ValueError(f"paired outcomes need equal shapes, got {x.shape} and {y.shape}")
+    if x.size == 0:
+        return (math.nan, math.nan)
+    m = x.size + 2
+    b, c = np.sum(x & ~y) + 0.5, np.sum(~x & y) + 0.5
+    d = (b - c) / m
+    half = z * math.sqrt(((b + c) / m - d * d) / m)
+    return (max(-1.0, d - half), min(1.0, d + half))

@@ -8,7 +8,8 @@
   summary.png                    bar plot of success per setting and category, 95% CI error bars
 
 With a comparison (`--compare`) every table gets the other policy's success and the difference
-(this - other) with Newcombe's 95% interval. Episodes whose simulator crashed or hung are in no
+(this - other) with its 95% interval: paired (Agresti-Min) where both policies played the very
+same episodes (same evaluation seeds and episode seeds), else Newcombe's for independent samples. Episodes whose simulator crashed or hung are in no
 rate: `episodes` counts the scored ones, `crashed` the others (summary.md lists them).
 Intervals: rl2vla_jax/evaluation/intervals.py (Wilson for rates, Student t for returns).
 """
@@ -50,6 +51,23 @@ OOD = "OOD"
 
 def _episodes(result: dict, metric: str) -> np.ndarray:
     return np.concatenate([np.asarray(seed[metric], np.float64) for seed in result["seeds"].values()])
+
+
+def _episode_keys(result: dict) -> list[tuple[str, int]]:
+    """(evaluation seed, episode seed) of every scored episode, in `_episodes` order."""
+    return [(seed, int(e)) for seed, per in result["seeds"].items() for e in per.get("episode_seed", ())]
+
+
+def _paired(mine: list[dict], theirs: list[dict]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Both sides' success per episode, aligned, when they scored exactly the same episodes."""
+    keys = [k for r in mine for k in _episode_keys(r)]
+    other_keys = [k for r in theirs for k in _episode_keys(r)]
+    n = sum(len(_episodes(r, "success")) for r in mine)
+    if len(keys) != n or len(set(keys)) != n or set(keys) != set(other_keys) or len(other_keys) != n:
+        return None  # older results without episode seeds, or different / crashed episodes
+    x = np.concatenate([_episodes(r, "success") for r in mine])
+    y = dict(zip(other_keys, np.concatenate([_episodes(r, "success") for r in theirs])))
+    return x, np.array([y[k] for k in keys])
 
 
 def _mean(values: np.ndarray) -> float:
@@ -123,9 +141,14 @@ def summary_rows(results: dict[str, dict], other: dict[str, dict] | None = None)
                 continue
             row["other_success"] = float(theirs.mean())
             row["diff_success"] = row["success"] - row["other_success"]
-            row["diff_ci_low"], row["diff_ci_high"] = intervals.difference_interval(
-                values["success"].sum(), n, theirs.sum(), len(theirs)
-            )
+            paired = _paired([results[s] for s in members], [other[s] for s in members])
+            row["diff_paired"] = paired is not None
+            if paired is not None:
+                row["diff_ci_low"], row["diff_ci_high"] = intervals.paired_difference_interval(*paired)
+            else:
+                row["diff_ci_low"], row["diff_ci_high"] = intervals.difference_interval(
+                    values["success"].sum(), n, theirs.sum(), len(theirs)
+                )
         rows.append(row)
     return rows
 
@@ -153,6 +176,7 @@ def markdown(rows: list[dict], label: str, other_label: str | None) -> str:
         if compare:
             if "diff_success" in row:
                 diff = f"{100 * row['diff_success']:+.1f} [{100 * row['diff_ci_low']:+.1f}, {100 * row['diff_ci_high']:+.1f}]"
+                diff += " paired" if row["diff_paired"] else ""
                 cells += [_pct(row["other_success"]), diff]
             else:
                 cells += ["", ""]

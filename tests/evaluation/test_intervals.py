@@ -48,3 +48,29 @@ def test_newcombe_difference_published_example():
     swapped = intervals.difference_interval(48, 80, 56, 70)
     np.testing.assert_allclose(swapped, (-high, -low), atol=1e-12)
     assert not math.isnan(intervals.difference_interval(0, 5, 0, 5)[0])
+
+
+def test_paired_difference_hand_case():
+    # 100 episodes, x alone succeeds on 12, y alone on 4: b = 12.5, c = 4.5, n + 2 = 102,
+    # d* = 8 / 102 = 0.0784314, (b + c) / 102 = 0.1666667, variance (0.1666667 - 0.0061515) / 102
+    # = 0.00157368, half width 1.959964 * 0.0396697 = 0.0777512.
+    x = np.array([1] * 12 + [0] * 4 + [1] * 40 + [0] * 44)
+    y = np.array([0] * 12 + [1] * 4 + [1] * 40 + [0] * 44)
+    low, high = intervals.paired_difference_interval(x, y)
+    assert (low, high) == pytest.approx((0.0784314 - 0.0777512, 0.0784314 + 0.0777512), abs=1e-6)
+    # Swapping the policies mirrors it; concordant episodes only narrow it.
+    np.testing.assert_allclose(intervals.paired_difference_interval(y, x), (-high, -low), atol=1e-12)
+    assert high - low < np.subtract(*intervals.difference_interval(52, 100, 44, 100)[::-1])
+    assert math.isnan(intervals.paired_difference_interval([], [])[0])
+    with pytest.raises(ValueError, match="equal shapes"):
+        intervals.paired_difference_interval([1, 0], [1])
+
+
+def test_paired_difference_covers_the_true_difference():
+    # Two correlated policies, success 0.50 and 0.42 on 100 shared episodes (true difference
+    # 0.08): the 95% interval should contain it in about 95% of 4000 simulated evaluations.
+    rng = np.random.default_rng(0)
+    cells = rng.choice(4, size=(4000, 100), p=[0.30, 0.20, 0.12, 0.38])  # (1,1) (1,0) (0,1) (0,0)
+    x, y = (cells == 0) | (cells == 1), (cells == 0) | (cells == 2)
+    covered = [low <= 0.08 <= high for low, high in map(intervals.paired_difference_interval, x, y)]
+    assert 0.93 <= np.mean(covered) <= 0.97

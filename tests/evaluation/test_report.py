@@ -63,8 +63,10 @@ def test_write_report_with_comparison(results, tmp_path):
     train0 = next(r for r in per_seed if r["setting"] == "train" and r["seed"] == "0")
     assert float(train0["success"]) == pytest.approx(2 / 3)
     assert "difference, points [95% CI]" in text
-    low, high = intervals.difference_interval(4, 6, 0, 6)
-    assert f"+66.7 [{100 * low:+.1f}, {100 * high:+.1f}]" in text
+    # The same evaluation seeds and episode seeds on both sides: a paired interval.
+    ones, zeros = _episodes_of(results["train"]), np.zeros(6)
+    low, high = intervals.paired_difference_interval(ones, zeros)
+    assert f"+66.7 [{100 * low:+.1f}, {100 * high:+.1f}] paired" in text
     # RL4VLA's layout: settings as columns grouped by category, category averages, a difference row.
     layout = text.split("RL4VLA's table layout")[1]
     assert (
@@ -74,6 +76,38 @@ def test_write_report_with_comparison(results, tmp_path):
     assert "| difference | +66.7 | +33.3 | +16.7 | +25.0 | +0.0 | +16.7 |" in layout
     with open(tmp_path / "summary.png", "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def _episodes_of(result):
+    return np.concatenate([seed["success"] for seed in result["seeds"].values()])
+
+
+def test_comparison_pairs_only_the_very_same_episodes(results):
+    other = {name: _result(name, r["category"], [[0, 1, 0], [1, 0, 0]]) for name, r in results.items()}
+    row = next(r for r in report.summary_rows(results, other) if r["name"] == "train")
+    assert row["diff_paired"]
+    paired = intervals.paired_difference_interval(
+        _episodes_of(results["train"]), _episodes_of(other["train"])
+    )
+    assert (row["diff_ci_low"], row["diff_ci_high"]) == pytest.approx(paired)
+    # Other evaluation seeds, or a crashed episode on one side: independent samples (Newcombe).
+    for change in ("seeds", "crash"):
+        shifted = {name: dict(r, seeds=dict(r["seeds"])) for name, r in other.items()}
+        train = shifted["train"]
+        if change == "seeds":
+            train["seeds"] = {str(int(k) + 5): v for k, v in train["seeds"].items()}
+        else:
+            first = dict(train["seeds"]["0"])
+            first.update(
+                {key: first[key][1:] for key in ("episode_seed", "success", "success_once", "return")}
+            )
+            train["seeds"]["0"] = first
+        row = next(r for r in report.summary_rows(results, shifted) if r["name"] == "train")
+        theirs = _episodes_of(train)
+        assert not row["diff_paired"], change
+        assert (row["diff_ci_low"], row["diff_ci_high"]) == pytest.approx(
+            intervals.difference_interval(4, 6, theirs.sum(), len(theirs))
+        )
 
 
 def test_a_setting_whose_episodes_all_crashed_reads_n_a(recwarn):
