@@ -53,20 +53,24 @@ def _episodes(result: dict, metric: str) -> np.ndarray:
     return np.concatenate([np.asarray(seed[metric], np.float64) for seed in result["seeds"].values()])
 
 
-def _episode_keys(result: dict) -> list[tuple[str, int]]:
-    """(evaluation seed, episode seed) of every scored episode, in `_episodes` order."""
-    return [(seed, int(e)) for seed, per in result["seeds"].items() for e in per.get("episode_seed", ())]
+def _episode_keys(name: str, result: dict) -> list[tuple[str, str, int]]:
+    """(setting, evaluation seed, episode seed) of every scored episode, in `_episodes` order
+    (the settings of a category share their episode seeds: the same layouts)."""
+    return [
+        (name, seed, int(e)) for seed, per in result["seeds"].items() for e in per.get("episode_seed", ())
+    ]
 
 
-def _paired(mine: list[dict], theirs: list[dict]) -> tuple[np.ndarray, np.ndarray] | None:
-    """Both sides' success per episode, aligned, when they scored exactly the same episodes."""
-    keys = [k for r in mine for k in _episode_keys(r)]
-    other_keys = [k for r in theirs for k in _episode_keys(r)]
-    n = sum(len(_episodes(r, "success")) for r in mine)
+def _paired(mine: dict[str, dict], theirs: dict[str, dict]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Both sides' success per episode, aligned, when they scored exactly the same episodes of
+    the same settings (name -> result on each side)."""
+    keys = [k for name, r in mine.items() for k in _episode_keys(name, r)]
+    other_keys = [k for name, r in theirs.items() for k in _episode_keys(name, r)]
+    n = sum(len(_episodes(r, "success")) for r in mine.values())
     if len(keys) != n or len(set(keys)) != n or set(keys) != set(other_keys) or len(other_keys) != n:
         return None  # older results without episode seeds, or different / crashed episodes
-    x = np.concatenate([_episodes(r, "success") for r in mine])
-    y = dict(zip(other_keys, np.concatenate([_episodes(r, "success") for r in theirs])))
+    x = np.concatenate([_episodes(r, "success") for r in mine.values()])
+    y = dict(zip(other_keys, np.concatenate([_episodes(r, "success") for r in theirs.values()])))
     return x, np.array([y[k] for k in keys])
 
 
@@ -141,7 +145,7 @@ def summary_rows(results: dict[str, dict], other: dict[str, dict] | None = None)
                 continue
             row["other_success"] = float(theirs.mean())
             row["diff_success"] = row["success"] - row["other_success"]
-            paired = _paired([results[s] for s in members], [other[s] for s in members])
+            paired = _paired({s: results[s] for s in members}, {s: other[s] for s in members})
             row["diff_paired"] = paired is not None
             if paired is not None:
                 row["diff_ci_low"], row["diff_ci_high"] = intervals.paired_difference_interval(*paired)

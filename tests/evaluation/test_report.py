@@ -90,6 +90,13 @@ def test_comparison_pairs_only_the_very_same_episodes(results):
         _episodes_of(results["train"]), _episodes_of(other["train"])
     )
     assert (row["diff_ci_low"], row["diff_ci_high"]) == pytest.approx(paired)
+    # A category pools settings that share their episode seeds (same layouts): still paired.
+    rows = {r["name"]: r for r in report.summary_rows(results, other)}
+    ood = [n for n in results if n != "train"]
+    assert rows["OOD"]["diff_paired"] and rows["visual"]["diff_paired"]
+    pooled = [np.concatenate([_episodes_of(side[n]) for n in ood]) for side in (results, other)]
+    ood_interval = (rows["OOD"]["diff_ci_low"], rows["OOD"]["diff_ci_high"])
+    assert ood_interval == pytest.approx(intervals.paired_difference_interval(*pooled))
     # Other evaluation seeds, or a crashed episode on one side: independent samples (Newcombe).
     for change in ("seeds", "crash"):
         shifted = {name: dict(r, seeds=dict(r["seeds"])) for name, r in other.items()}
