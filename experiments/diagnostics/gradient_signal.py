@@ -1,12 +1,16 @@
 """How much of a rollout's policy gradient is signal? From an SFT checkpoint, with the actor's
 learning rate at 0 (every iteration rolls out the same policy), each iteration's PPO gradient at
 ratio 1 (the mean of -A * grad log pi, advantages normalised as the update does) is taken on two
-disjoint random halves of the envs, for SPLITS random splits (drawn once, when the update
-is traced: the same splits every iteration, on new episodes). For independent halves of n envs,
+disjoint random halves of the episodes, for SPLITS random splits (drawn once, when the update
+is traced: the same splits every iteration, on new episodes). For independent halves of n episodes,
 cos(g1, g2) ~ n*rho / (n*rho + 1), with rho = |signal|^2 / (the noise variance one env's episode
 adds): a cosine near 0 means the update follows noise.
 
-    ./run.sh python experiments/diagnostics/gradient_signal.py SFT_CHECKPOINT WORKDIR NUM_ENVS ITERATIONS
+    ./run.sh python experiments/diagnostics/gradient_signal.py SFT_CHECKPOINT WORKDIR NUM_ENVS ITERATIONS \
+        [EPISODES_PER_ENV]
+
+With EPISODES_PER_ENV = k (default 1) each env plays k episodes per iteration, so each half holds
+k * NUM_ENVS / 2 episodes.
 """
 
 import sys
@@ -20,6 +24,7 @@ from rl2vla_jax.models.trainable import merge
 from rl2vla_jax.rl import advantages as adv_lib
 from rl2vla_jax.train import update as update_lib
 
+USAGE = "gradient_signal.py SFT_CHECKPOINT WORKDIR NUM_ENVS ITERATIONS [EPISODES_PER_ENV]"
 SPLITS = 4
 CHUNK = 40  # samples per gradient evaluation (the whole half at once does not fit in memory)
 
@@ -69,18 +74,19 @@ def _measure(hp, model_cfg, critic, state, batch):
 
 
 if __name__ == "__main__":
-    sft_checkpoint, workdir, num_envs, iterations = (
-        sys.argv[1],
-        sys.argv[2],
-        int(sys.argv[3]),
-        int(sys.argv[4]),
-    )
-    if num_envs % 2 or num_envs // 2 * 40 % CHUNK:  # the experiment's 40-step episodes
+    if len(sys.argv) not in (5, 6):
+        raise SystemExit(f"usage: {USAGE}")
+    sft_checkpoint, workdir = sys.argv[1], sys.argv[2]
+    num_envs, iterations = int(sys.argv[3]), int(sys.argv[4])
+    per_env = int(sys.argv[5]) if len(sys.argv) == 6 else 1
+    episodes = num_envs * per_env
+    if episodes % 2 or episodes // 2 * 40 % CHUNK:  # the experiment's 40-step episodes
         raise SystemExit(
-            f"error: NUM_ENVS={num_envs} must be even, with half the envs' samples a multiple of {CHUNK}"
+            f"error: NUM_ENVS x EPISODES_PER_ENV={episodes} must be even, with half the episodes' "
+            f"samples a multiple of {CHUNK}"
         )
     # Actor lr 0: every iteration rolls out the same policy. 160 samples per Adam step, as exp18.
     run_with_probe(
         _measure, sft_checkpoint, workdir, num_envs, iterations,
-        **{"optim.actor_lr": 0.0, "ppo.grad_accum_steps": 4},
+        **{"optim.actor_lr": 0.0, "ppo.grad_accum_steps": 4 * per_env, "rollout.episodes_per_env": per_env},
     )  # fmt: skip
