@@ -155,7 +155,10 @@ def collect(
                 if next_seed not in writer.done_seeds:
                     batch.append(next_seed)
                 next_seed += 1
-            results = pool.imap_unordered(record_episode, batch) if pool else map(record_episode, batch)
+            # In seed order, whichever worker finishes first: the same episodes in the same order
+            # for any number of workers, so SFT holds out and batches the same ones. (Their steps
+            # can still differ by ~1e-3: an env's episode depends on what it played before, exp31.)
+            results = pool.imap(record_episode, batch) if pool else map(record_episode, batch)
             for episode_seed, records, actions, proprios, success in results:
                 if writer.num_successful >= num_episodes:
                     continue  # surplus from the last batch: not recorded, so not marked done

@@ -46,3 +46,17 @@ def test_collect_resume_and_read(tmp_path):
     assert statistics["action"]["mask"] == [True] * 6 + [False]
     np.testing.assert_allclose(statistics["action"]["max"], actions.max(0), rtol=1e-6)
     assert len(statistics["proprio"]["q99"]) == 8
+
+
+@pytest.mark.sim
+def test_parallel_collection_writes_episodes_in_seed_order(tmp_path):
+    """Workers finish episodes in any order; the shards must not (exp30/exp31: the same command
+    wrote them in different orders, so SFT held out and batched other episodes)."""
+    from rl2vla_jax.envs.demo_collection import collect
+
+    out = str(tmp_path / "demos")
+    collect(out, num_episodes=8, image_size=32, max_steps=30, num_workers=2, episodes_per_shard=4)
+    assert [entry["episodes"] for entry in demos.read_manifest(out)] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    source = demos.DemoSteps(out, decode_images=False)
+    seeds = [source[i]["episode"] for i in range(len(source))]
+    assert seeds == sorted(seeds) and set(seeds) == set(range(8))  # the records too, not only the manifest
