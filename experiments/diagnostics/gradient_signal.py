@@ -85,7 +85,8 @@ if __name__ == "__main__":
             f"error: NUM_ENVS x EPISODES_PER_ENV={episodes} must be even, with half the episodes' "
             f"samples a multiple of {CHUNK}"
         )
-    # Actor lr 0: every iteration rolls out the same policy. 160 samples per Adam step, as exp18.
+    # Actor lr 0: every iteration rolls out the same policy. 160 x EPISODES_PER_ENV samples per
+    # Adam step (exp18's 160 at one episode per env; the critic's steps, the actor does not move).
     run_with_probe(
         _measure, sft_checkpoint, workdir, num_envs, iterations,
         **{"optim.actor_lr": 0.0, "ppo.grad_accum_steps": 4 * per_env, "rollout.episodes_per_env": per_env},

@@ -157,7 +157,7 @@ def collect(
                 next_seed += 1
             # In seed order, whichever worker finishes first: the same episodes in the same order
             # for any number of workers, so SFT holds out and batches the same ones. (Their steps
-            # can still differ by ~1e-3: an env's episode depends on what it played before, exp31.)
+            # can still differ by mm: an env's episode depends on what it played before, exp31.)
             results = pool.imap(record_episode, batch) if pool else map(record_episode, batch)
             for episode_seed, records, actions, proprios, success in results:
                 if writer.num_successful >= num_episodes:
