@@ -127,25 +127,15 @@ def collect(
     )
     writer = demos.DemoWriter(out, episodes_per_shard=episodes_per_shard)
     progress = tqdm(total=num_episodes, initial=min(writer.num_successful, num_episodes), unit="episode")
-    pool = None
+    # One single-process pool per worker, so that each worker plays a fixed share of the seeds
+    # (see _in_seed_order); one shared pool hands a seed to whichever worker is free.
+    worker_args = (setting, image_size, max_steps, dict(env_options or {}), hold_steps, action_noise, expert_step)
+    pools = []
     if num_workers > 1:
-        pool = multiprocessing.get_context("spawn").Pool(
-            num_workers,
-            initializer=_init_worker,
-            initargs=(
-                setting,
-                image_size,
-                max_steps,
-                dict(env_options or {}),
-                hold_steps,
-                action_noise,
-                expert_step,
-            ),
-        )
+        context = multiprocessing.get_context("spawn")
+        pools = [context.Pool(1, initializer=_init_worker, initargs=worker_args) for _ in range(num_workers)]
     else:
-        _init_worker(
-            setting, image_size, max_steps, dict(env_options or {}), hold_steps, action_noise, expert_step
-        )
+        _init_worker(*worker_args)
     next_seed = seed
     try:
         while writer.num_successful < num_episodes:
@@ -155,10 +145,7 @@ def collect(
                 if next_seed not in writer.done_seeds:
                     batch.append(next_seed)
                 next_seed += 1
-            # In seed order, whichever worker finishes first: the same episodes in the same order
-            # for any number of workers, so SFT holds out and batches the same ones. (Their steps
-            # can still differ by mm: an env's episode depends on what it played before, exp31.)
-            results = pool.imap(record_episode, batch) if pool else map(record_episode, batch)
+            results = _in_seed_order(pools, batch) if pools else map(record_episode, batch)
             for episode_seed, records, actions, proprios, success in results:
                 if writer.num_successful >= num_episodes:
                     continue  # surplus from the last batch: not recorded, so not marked done
@@ -168,11 +155,24 @@ def collect(
     finally:
         writer.close()
         progress.close()
-        if pool is not None:
+        for pool in pools:
             pool.terminate()
-        elif "env" in _worker_state:
+        if not pools and "env" in _worker_state:
             _worker_state.pop("env").close()
     return writer_summary(out)
+
+
+def _in_seed_order(pools: list, seeds: list[int]):
+    """Play seeds[i] on worker i % len(pools), yielding the results in seed order.
+
+    In seed order, so that SFT holds out and batches the same episodes whatever finished first.
+    On fixed workers, because an env's episode depends on what that env played before (up to
+    5.9 mm in a commanded step, exp31: the physics engine carries state across resets): with a
+    fixed share per worker the same command writes bit-identical demonstrations. (An episode
+    played after a resume, or with another worker count, still differs by that much.)"""
+    streams = [pool.imap(record_episode, seeds[w :: len(pools)]) for w, pool in enumerate(pools)]
+    for i in range(len(seeds)):
+        yield next(streams[i % len(pools)])
 
 
 COLLECTION_FILE = "collection.json"

@@ -49,14 +49,27 @@ def test_collect_resume_and_read(tmp_path):
 
 
 @pytest.mark.sim
-def test_parallel_collection_writes_episodes_in_seed_order(tmp_path):
+def test_parallel_collection_is_in_seed_order_on_fixed_workers(tmp_path):
     """Workers finish episodes in any order; the shards must not (exp30/exp31: the same command
-    wrote them in different orders, so SFT held out and batched other episodes)."""
-    from rl2vla_jax.envs.demo_collection import collect
+    wrote them in different orders, so SFT held out and batched other episodes). And an env's
+    episode depends on what it played before (exp31), so each worker must play a fixed share:
+    with 2 workers, seed 3 is played right after seed 1 on the same env."""
+    from rl2vla_jax.envs import demo_collection as collection
 
     out = str(tmp_path / "demos")
-    collect(out, num_episodes=8, image_size=32, max_steps=30, num_workers=2, episodes_per_shard=4)
+    collection.collect(out, num_episodes=8, image_size=32, max_steps=30, num_workers=2, episodes_per_shard=4)
     assert [entry["episodes"] for entry in demos.read_manifest(out)] == [[0, 1, 2, 3], [4, 5, 6, 7]]
-    source = demos.DemoSteps(out, decode_images=False)
-    seeds = [source[i]["episode"] for i in range(len(source))]
+    source = demos.DemoSteps(out)
+    items = [source[i] for i in range(len(source))]
+    seeds = [item["episode"] for item in items]
     assert seeds == sorted(seeds) and set(seeds) == set(range(8))  # the records too, not only the manifest
+
+    collection._init_worker("train", 32, 30, {}, collection.SUCCESS_HOLD_STEPS, 0.0, collection.MAX_TRANSLATION)
+    try:
+        for seed in (1, 3):  # worker 1's share, in its order
+            _, _, actions, proprios, _ = collection.record_episode(seed)
+            recorded = [item for item in items if item["episode"] == seed]
+            np.testing.assert_array_equal(np.stack([item["action"] for item in recorded]), actions)
+            np.testing.assert_array_equal(np.stack([item["proprio"] for item in recorded]), proprios)
+    finally:
+        collection._worker_state.pop("env").close()
