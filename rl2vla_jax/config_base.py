@@ -306,7 +306,7 @@ def sft(arg) -> ml_collections.ConfigDict:
         c.sft.warmup_steps = 200
         c.optim.max_grad_norm = 1.0
         c.sft.batch_size = 16
-        # exp24-exp32: 28-52% in 6500 cosine steps (4500: 27%); 21-31 min with demos, 2-core AMD EPYC
+        # exp24-exp33: 28-52% in 6500 cosine steps (4500: 27%); 21-31 min with demos, 2-core AMD EPYC
         c.sft.steps, c.sft.lr_schedule = 6500, "cosine"
         c.sft.eval_every = 500
         c.sft.checkpoint_every = 1000
