@@ -70,3 +70,37 @@ def test_identical_runs_pass_and_any_difference_fails(tmp_path):
     os.utime(shard, ns=(original.st_atime_ns, original.st_mtime_ns))  # same size and time: bytes must be read
     done = _same_run(run_a, run_b)
     assert done.returncode == 1 and "1 differ ['shard-00000.array_record']" in done.stdout
+
+
+def test_a_fingerprint_stands_in_for_a_run_folder(tmp_path):
+    """Runs on other machines are compared through a committed fingerprint (hashes only)."""
+    run_a = tmp_path / "a"
+    (run_a / "demos").mkdir(parents=True)
+    (run_a / "demos" / "shard-00000.npz").write_bytes(b"actions and proprio")
+    (run_a / "demos" / "shard-00000.array_record").write_bytes(b"images too")
+    _save_sft(run_a, 5, _params())
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    made = subprocess.run(
+        [sys.executable, SCRIPT, "--fingerprint", str(run_a)], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert made.returncode == 0, made.stderr
+    fingerprint = tmp_path / "fingerprint.json"
+    fingerprint.write_text(made.stdout)
+    assert "policy" in made.stdout and "shard-00000.npz" in made.stdout
+
+    run_b = tmp_path / "b"
+    shutil.copytree(run_a, run_b)
+    done = _same_run(run_b, fingerprint)
+    assert done.returncode == 0 and done.stdout.splitlines()[-1] == "identical", done.stdout + done.stderr
+
+    # Only the images' shard differs: the fingerprint says which kind of file.
+    (run_b / "demos" / "shard-00000.array_record").write_bytes(b"images, re-rendered")
+    done = _same_run(run_b, fingerprint)
+    assert done.returncode == 1 and "1 differ ['shard-00000.array_record'] ['.array_record']" in done.stdout
+
+    # The same demonstrations, a policy one float32 ulp away: different.
+    shutil.rmtree(run_b)
+    shutil.copytree(run_a, run_b)
+    _save_sft(run_b, 6, _params(nudged=True))
+    done = _same_run(fingerprint, run_b)
+    assert done.returncode == 1 and "2 parameter arrays, 1 differ" in done.stdout

@@ -38,7 +38,7 @@ from mani_skill.utils.structs.pose import Pose
 from mani_skill.utils.structs.types import SimConfig
 from transforms3d.euler import euler2quat
 
-from rl2vla_jax.envs import catalog, perturbations
+from rl2vla_jax.envs import catalog, perturbations, view_culling
 from rl2vla_jax.envs.settings import MOVE_DISTANCE_MIN, SETTINGS, SettingSpec
 
 ROBOT_BASE_XYZ = (-0.615, 0.0, 0.0)
@@ -144,6 +144,7 @@ class PutOnPlateEnv(BaseEnv):
         wants_segmentation = spec.image_perturbation == "dynamic_texture"
         if "obs_mode" in kwargs and kwargs["obs_mode"] == "rgb" and wants_segmentation:
             kwargs["obs_mode"] = "rgb+segmentation"
+        self._link_cullers: dict = {}  # per sensor; rebuilt with the scene
         super().__init__(*args, robot_uids=robot_uids, **kwargs)
 
     # ------------------------------------------------------------------ configuration
@@ -594,8 +595,36 @@ class PutOnPlateEnv(BaseEnv):
             self._textured_ids = torch.tensor(ids, dtype=torch.int32, device=self.device)
         return self._textured_ids
 
+    # ------------------------------------------------------------------ rendering
+    cull_out_of_view = True  # CPU rendering: skip robot links outside the camera's view (same image)
+
+    def capture_sensor_data(self):
+        if not self.cull_out_of_view or self.scene.gpu_sim_enabled:
+            return super().capture_sensor_data()
+        for name, sensor in self._sensors.items():
+            culler = self._link_culler(name, sensor)
+            if culler is not None:
+                culler.hide_out_of_view()
+            sensor.capture()
+            if culler is not None:
+                culler.show_all()  # after the capture: videos and other cameras see the whole robot
+
+    def _link_culler(self, name: str, sensor) -> view_culling.LinkCuller | None:
+        if name not in self._link_cullers:
+            cameras = getattr(getattr(sensor, "camera", None), "_render_cameras", [])
+            bodies = [
+                body
+                for link in self.agent.robot.links
+                for component in link._objs
+                if (body := component.entity.find_component_by_type(sapien.render.RenderBodyComponent))
+            ]
+            one_camera = len(cameras) == 1
+            self._link_cullers[name] = view_culling.LinkCuller(bodies, cameras[0]) if one_camera else None
+        return self._link_cullers[name]
+
     def _after_reconfigure(self, options):
         self._textured_ids = None
+        self._link_cullers = {}
 
 
 # ---------------------------------------------------------------------- geometry helpers
