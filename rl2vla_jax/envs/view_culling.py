@@ -18,30 +18,27 @@ import numpy as np
 MARGIN_PX = 2.0
 
 
-def box_outside_view(box, extrinsic, intrinsic, width: int, height: int, near: float) -> bool:
-    """True when the world-space box [[min xyz], [max xyz]] cannot appear in the image.
+def boxes_outside_view(boxes, extrinsic, intrinsic, width: int, height: int, near: float) -> np.ndarray:
+    """For each world-space box [[min xyz], [max xyz]] of `boxes` [N, 2, 3]: can it not appear in the image?
 
     `extrinsic` (3x4, world -> OpenCV camera: x right, y down, z forward) and `intrinsic` (3x3)
     are the camera's. The frustum is the intersection of five half-spaces, each linear in the
-    point (the image bounds multiplied through by depth z, and z >= near); the box is outside when
+    point (the image bounds multiplied through by depth z, and z >= near); a box is outside when
     all 8 of its corners violate one of them. Conservative: a box that straddles a frustum corner
     is kept even when it misses the image.
     """
-    lo, hi = np.asarray(box, np.float64)
-    corners = np.stack(np.meshgrid(*zip(lo, hi), indexing="ij"), axis=-1).reshape(8, 3)
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 2, 3)
+    pick = np.array([[i >> 2 & 1, i >> 1 & 1, i & 1] for i in range(8)])  # min or max per axis
+    corners = boxes[:, pick, [0, 1, 2]]  # [N, 8, 3]
     extrinsic, intrinsic = np.asarray(extrinsic, np.float64), np.asarray(intrinsic, np.float64)
     cam = corners @ extrinsic[:, :3].T + extrinsic[:, 3]
-    z = cam[:, 2]
-    u = intrinsic[0, 0] * cam[:, 0] + intrinsic[0, 1] * cam[:, 1] + intrinsic[0, 2] * z  # pixel x times z
-    v = intrinsic[1, 1] * cam[:, 1] + intrinsic[1, 2] * z  # pixel y times z
-    half_spaces = (
-        u + MARGIN_PX * z,
-        (width + MARGIN_PX) * z - u,
-        v + MARGIN_PX * z,
-        (height + MARGIN_PX) * z - v,
-        z - near,
-    )
-    return any(bool(np.all(h < 0)) for h in half_spaces)
+    x, y, z = cam[..., 0], cam[..., 1], cam[..., 2]
+    u = intrinsic[0, 0] * x + intrinsic[0, 1] * y + intrinsic[0, 2] * z  # pixel x times z
+    v = intrinsic[1, 1] * y + intrinsic[1, 2] * z  # pixel y times z
+    half_spaces = np.stack(
+        [u + MARGIN_PX * z, (width + MARGIN_PX) * z - u, v + MARGIN_PX * z, (height + MARGIN_PX) * z - v, z - near]
+    )  # [5, N, 8]
+    return np.any(np.all(half_spaces < 0, axis=2), axis=0)
 
 
 class LinkCuller:
@@ -55,14 +52,13 @@ class LinkCuller:
     def hide_out_of_view(self) -> None:
         # Called after the scene's render poses are updated, right before the capture.
         camera = self.camera
-        extrinsic, intrinsic = camera.get_extrinsic_matrix(), camera.get_intrinsic_matrix()
-        self.hidden_last_capture = 0
-        for body in self.render_bodies:
-            hide = box_outside_view(
-                body.get_global_aabb_fast(), extrinsic, intrinsic, camera.width, camera.height, camera.near
-            )
+        boxes = [body.get_global_aabb_fast() for body in self.render_bodies]
+        hidden = boxes_outside_view(
+            boxes, camera.get_extrinsic_matrix(), camera.get_intrinsic_matrix(), camera.width, camera.height, camera.near
+        )
+        for body, hide in zip(self.render_bodies, hidden):
             body.visibility = 0.0 if hide else 1.0
-            self.hidden_last_capture += hide
+        self.hidden_last_capture = int(hidden.sum())
 
     def show_all(self) -> None:
         for body in self.render_bodies:

@@ -7,7 +7,7 @@ from rl2vla_jax.envs import SETTINGS
 from rl2vla_jax.envs.actions import openvla_to_controller
 from rl2vla_jax.envs.cpu_worker import make_single_env
 from rl2vla_jax.envs.expert import ScriptedExpert
-from rl2vla_jax.envs.view_culling import MARGIN_PX, box_outside_view
+from rl2vla_jax.envs.view_culling import MARGIN_PX, boxes_outside_view
 
 # A camera at the origin looking down +z (OpenCV axes), 64 x 64 px, focal length 50 px.
 EXTRINSIC = np.hstack([np.eye(3), np.zeros((3, 1))])
@@ -15,7 +15,12 @@ INTRINSIC = np.array([[50.0, 0.0, 32.0], [0.0, 50.0, 32.0], [0.0, 0.0, 1.0]])
 
 
 def outside(lo, hi):
-    return box_outside_view([lo, hi], EXTRINSIC, INTRINSIC, 64, 64, 0.01)
+    return bool(boxes_outside_view([[lo, hi]], EXTRINSIC, INTRINSIC, 64, 64, 0.01)[0])
+
+
+def test_boxes_are_judged_one_by_one():
+    boxes = [[[-0.1, -0.1, 1.0], [0.1, 0.1, 2.0]], [[2.0, -0.1, 1.0], [3.0, 0.1, 1.1]], [[-0.1, -0.1, 1.0], [0.1, 0.1, 1.5]]]
+    np.testing.assert_array_equal(boxes_outside_view(boxes, EXTRINSIC, INTRINSIC, 64, 64, 0.01), [False, True, False])
 
 
 def test_boxes_in_view_are_kept():
