@@ -196,6 +196,7 @@ def rl(arg) -> ml_collections.ConfigDict:
     c.rollout = ml_collections.ConfigDict()
     c.rollout.temperature = 1.0
     c.rollout.episodes_per_env = 1  # played in turn; one update over all (samples without more workers)
+    c.env.reach_shaping = 0.0  # w of PutOnPlateEnv's reach potential (suite "ours", training env); 0 = RL4VLA's
 
     c.ppo = ml_collections.ConfigDict()
     c.ppo.gamma = 0.99
@@ -217,8 +218,7 @@ def rl(arg) -> ml_collections.ConfigDict:
     c.ppo.epochs, c.ppo.minibatch_size, c.ppo.grad_accum_steps = 1, 5, 2
 
     c.optim = ml_collections.ConfigDict()
-    c.optim.actor_lr, c.optim.critic_lr, c.optim.weight_decay = 1e-4, 3e-3, 0.01
-    c.optim.max_grad_norm = 10.0
+    c.optim.actor_lr, c.optim.critic_lr, c.optim.weight_decay, c.optim.max_grad_norm = 1e-4, 3e-3, 0.01, 10.0
     c.optim.actor_frozen_iterations = 0  # first N updates train the critic only (policy, its Adam kept)
 
     c.train = ml_collections.ConfigDict()

@@ -18,6 +18,10 @@ in `openvla_to_controller_action`.
 
 Reward is RL4VLA's potential difference r_t = P_t - P_{t-1},
 P = 0.1 * ever_grasped + 0.1 * ever_grasped_5_consecutive_steps + 1.0 * (on_receptacle and ever_grasped).
+`reach_shaping` w > 0 (a training option, off by default) adds the differences of a second
+potential, -w * (gripper-to-object distance in metres) until the first grasp and constant from
+then on, so that episodes that never grasp (66 of the 110 failures of exp36's SFT policy,
+docs/results/cpu.md) still say which steps came closer.
 """
 
 from __future__ import annotations
@@ -113,9 +117,11 @@ class PutOnPlateEnv(BaseEnv):
         camera: str = "wide",
         layout: str = "full",
         robot_uids="panda",
+        reach_shaping: float = 0.0,
         **kwargs,
     ):
         self.setting_spec: SettingSpec = SETTINGS[setting]
+        self.reach_shaping = float(reach_shaping)
         self.image_size = int(image_size)
         self.camera = CAMERAS[camera]
         spec = self.setting_spec
@@ -308,6 +314,7 @@ class PutOnPlateEnv(BaseEnv):
             self.consecutive_grasp[env_idx] = 0
             self.success_once[env_idx] = False
             self.previous_potential[env_idx] = 0.0
+            self.previous_shaping[env_idx] = float("nan")  # set at the episode's first reward
         if len(self.instructions) != self.num_envs:
             self.instructions = [""] * self.num_envs
         for i, plan in zip(env_idx.tolist(), plans):
@@ -326,6 +333,7 @@ class PutOnPlateEnv(BaseEnv):
         self.consecutive_grasp = torch.zeros(n, dtype=torch.long, device=self.device)
         self.success_once = torch.zeros(n, dtype=torch.bool, device=self.device)
         self.previous_potential = torch.zeros(n, device=self.device)
+        self.previous_shaping = torch.full((n,), float("nan"), device=self.device)
 
     def _sample_episode(self, rng: np.random.RandomState) -> dict:
         """Draw one episode's contents and layout (numpy, per env, so CPU and GPU agree)."""
@@ -552,7 +560,19 @@ class PutOnPlateEnv(BaseEnv):
         potential = self.potential(info)
         reward = potential - self.previous_potential
         self.previous_potential = potential
+        if self.reach_shaping > 0:
+            reward = reward + self._reach_shaping_reward()
         return reward
+
+    def _reach_shaping_reward(self) -> torch.Tensor:
+        distance = torch.linalg.norm(self.agent.tcp_pose.p - self.target_pose().p, dim=-1)
+        started = ~torch.isnan(self.previous_shaping)
+        shaping = torch.where(self.ever_grasped & started, self.previous_shaping, -self.reach_shaping * distance)
+        # An episode's first step has no previous value and gets 0: the initial state's distance,
+        # which no action chose, stays out of the return.
+        previous = torch.where(started, self.previous_shaping, shaping)
+        self.previous_shaping = shaping
+        return shaping - previous
 
     def compute_normalized_dense_reward(self, obs, action, info: dict):
         return self.compute_dense_reward(obs, action, info)

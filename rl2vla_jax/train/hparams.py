@@ -30,6 +30,7 @@ _NON_NEGATIVE = (
     "optim.actor_frozen_iterations",
     "rollout.temperature",
     "eval.temperature",
+    "env.reach_shaping",
 )
 
 
@@ -70,6 +71,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if config.algorithm.startswith("grpo") and config.env.num_envs % config.grpo_group_size:
         raise ConfigError(
             f"env.num_envs={config.env.num_envs} is not a multiple of grpo_group_size={config.grpo_group_size}"
+        )
+    if config.env.reach_shaping and config.env.suite != "ours":
+        raise ConfigError(
+            f"config.env.reach_shaping={config.env.reach_shaping} is a reward of the suite 'ours', "
+            f"not of env.suite={config.env.suite!r}; set it to 0"
         )
     for key in _NON_NEGATIVE:
         section, name = key.split(".")

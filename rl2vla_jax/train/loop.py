@@ -133,7 +133,7 @@ def _train(config, workdir: str, hp, model_cfg, eval_settings: list[str]) -> dic
     group_ids = rollout_group_ids(config.env.num_envs, hp.group_size, per_env, jax.process_index())
     rollout_key = jax.random.PRNGKey(config.seed + 1)
 
-    def make_env(setting):
+    def make_env(setting, reward_options=None):
         return make_vector_env(
             setting,
             config.env.num_envs,
@@ -142,11 +142,14 @@ def _train(config, workdir: str, hp, model_cfg, eval_settings: list[str]) -> dic
             max_episode_steps=config.env.max_episode_steps,
             seed=config.seed,
             suite=config.env.suite,
-            env_options=config_base.env_options(conditions),
+            env_options=config_base.env_options(conditions) | (reward_options or {}),
             step_timeout_s=config.env.step_timeout_s,
         )
 
-    env = make_env(config.env.setting)
+    # A shaped reward is the training env's alone (its periodic ID evaluation's return includes it;
+    # the OOD evaluations' and `python -m rl2vla_jax.eval`'s do not); success is the same.
+    shaping = config.env.reach_shaping
+    env = make_env(config.env.setting, {"reach_shaping": shaping} if shaping else None)
     eval_envs = {}  # OOD settings evaluated while training, made at their first evaluation
     actor = episodes_lib.Actor(
         env,

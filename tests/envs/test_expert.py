@@ -47,6 +47,39 @@ def test_potential_reward_sums_to_final_potential():
 
 
 @pytest.mark.sim
+def test_reach_shaping_adds_the_distance_closed_before_the_grasp():
+    weight = 2.0
+    env = gym.make(
+        SETTINGS["train"].env_id, num_envs=1, obs_mode="state", control_mode=CONTROL_MODE, reach_shaping=weight
+    )
+    task, expert = env.unwrapped, ScriptedExpert(env)
+
+    def distance() -> float:
+        return float(np.linalg.norm((task.agent.tcp_pose.p - task.target_pose().p)[0].cpu().numpy()))
+
+    try:
+        for seed in (1, 2):  # the second episode checks that reset starts the shaping afresh
+            env.reset(seed=seed)
+            expert.reset()
+            rewards, distances, grasped = [], [], []
+            for _ in range(25):
+                _, reward, _, _, info = env.step(openvla_to_controller(expert.act()))
+                rewards.append(float(reward[0]))
+                distances.append(distance())
+                grasped.append(bool(info["ever_grasped"][0]))
+            assert bool(info["success"][0])
+            first_grasp = grasped.index(True)
+            # The potential's differences telescope: from the first step's distance (no reward
+            # for the initial state) to the last one before the grasp, then nothing.
+            shaped = weight * (distances[0] - distances[first_grasp - 1])
+            assert shaped > 0.1  # the expert closed >5 cm before grasping
+            assert sum(rewards) == pytest.approx(1.2 + shaped, abs=1e-4)
+            assert rewards[0] == pytest.approx(0.0, abs=1e-6)
+    finally:
+        env.close()
+
+
+@pytest.mark.sim
 def test_slow_expert_moves_at_most_max_step_and_still_succeeds():
     """The CPU experiment's demonstrations: 4 cm per step, mostly saturated actions."""
     env = gym.make(

@@ -77,6 +77,19 @@ def test_one_eval_temperature_for_trainer_and_eval():
         hparams.validate(config)
 
 
+def test_reach_shaping_is_off_unless_asked_and_only_for_our_suite():
+    config = _load("film_evi", "experiment")
+    assert config.env.reach_shaping == 0.0  # RL4VLA's reward
+    config.env.reach_shaping = -1.0
+    with pytest.raises(ConfigError, match="env.reach_shaping=-1.0 must be >= 0"):
+        hparams.validate(config)
+    config.env.reach_shaping, config.env.suite = 1.0, "rl4vla"
+    with pytest.raises(ConfigError, match="reward of the suite 'ours'"):
+        hparams.validate(config)
+    config.env.suite = "ours"
+    hparams.validate(config)
+
+
 def test_experiment_differences():
     assert _load("ppo_no_evi").critic.name == "value_head"
     assert _load("entropy_concat").critic.name == "entropy_concat"
