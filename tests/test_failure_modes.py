@@ -1,28 +1,14 @@
 """`experiments/diagnostics/failure_modes.py`: each episode lands in the one outcome its last
 potential and success flags say (cpu.md's failure counts rest on it)."""
 
-import importlib.util
-import json
-import os
-
 import pytest
+from diagnostics_support import load_script, write_eval
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_spec = importlib.util.spec_from_file_location(
-    "failure_modes", os.path.join(ROOT, "experiments", "diagnostics", "failure_modes.py")
-)
-failure_modes = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(failure_modes)
-
-
-def _write_eval(folder, seeds: dict) -> str:
-    os.makedirs(folder / "settings")
-    (folder / "settings" / "train.json").write_text(json.dumps({"setting": "train", "seeds": seeds}))
-    return str(folder)
+failure_modes = load_script("failure_modes")
 
 
 def test_every_episode_counts_once_under_its_outcome(tmp_path):
-    evaluation = _write_eval(
+    evaluation = write_eval(
         tmp_path / "a",
         {
             "0": {"success": [0, 0, 1], "success_once": [0, 0, 1], "return": [0.0, 0.1, 1.2]},
@@ -44,7 +30,7 @@ def test_every_episode_counts_once_under_its_outcome(tmp_path):
 
 
 def test_a_return_no_unplaced_episode_can_have_is_an_error(tmp_path):
-    evaluation = _write_eval(tmp_path / "b", {"0": {"success": [0], "success_once": [0], "return": [0.7]}})
+    evaluation = write_eval(tmp_path / "b", {"0": {"success": [0], "success_once": [0], "return": [0.7]}})
     with pytest.raises(ValueError, match="not a potential of an unplaced episode"):
         failure_modes.count_outcomes(evaluation, "train")
     with pytest.raises(SystemExit, match="does not exist"):

@@ -1,24 +1,10 @@
 """`experiments/diagnostics/hard_states.py`: evaluations joined by episode seed, the per-state spread
 against independent draws, the grouped rates, and initial states read back from the simulator."""
 
-import importlib.util
-import json
-import os
-
 import pytest
+from diagnostics_support import load_script, write_eval
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_spec = importlib.util.spec_from_file_location(
-    "hard_states", os.path.join(ROOT, "experiments", "diagnostics", "hard_states.py")
-)
-hard_states = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(hard_states)
-
-
-def _write_eval(folder, seeds: dict) -> str:
-    os.makedirs(folder / "settings")
-    (folder / "settings" / "train.json").write_text(json.dumps({"setting": "train", "seeds": seeds}))
-    return str(folder)
+hard_states = load_script("hard_states")
 
 
 def _episodes(seeds, success, returns):
@@ -26,12 +12,12 @@ def _episodes(seeds, success, returns):
 
 
 def test_evaluations_join_on_the_episode_seeds_they_share(tmp_path):
-    a = _write_eval(tmp_path / "a", {"0": _episodes([10, 11, 12], [1, 0, 0], [1.2, 0.1, 0.0])})
+    a = write_eval(tmp_path / "a", {"0": _episodes([10, 11, 12], [1, 0, 0], [1.2, 0.1, 0.0])})
     # Another seed order and one episode more: joined by seed, the extra one left out.
-    b = _write_eval(tmp_path / "b", {"0": _episodes([12, 11], [1, 0], [1.2, 0.0]), "1": _episodes([13], [1], [1.2])})
+    b = write_eval(tmp_path / "b", {"0": _episodes([12, 11], [1, 0], [1.2, 0.0]), "1": _episodes([13], [1], [1.2])})
     outcomes = hard_states.load_outcomes([a, b], "train")
     assert outcomes == {11: [(False, True), (False, False)], 12: [(False, False), (True, True)]}
-    c = _write_eval(tmp_path / "c", {"0": _episodes([99], [0], [0.0])})
+    c = write_eval(tmp_path / "c", {"0": _episodes([99], [0], [0.0])})
     with pytest.raises(SystemExit, match="share no episode seed"):
         hard_states.load_outcomes([a, c], "train")
 
