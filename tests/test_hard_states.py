@@ -1,6 +1,8 @@
 """`experiments/diagnostics/hard_states.py`: evaluations joined by episode seed, the per-state spread
 against independent draws, the grouped rates, and initial states read back from the simulator."""
 
+import json
+
 import pytest
 from diagnostics_support import load_script, write_eval
 
@@ -14,12 +16,27 @@ def _episodes(seeds, success, returns):
 def test_evaluations_join_on_the_episode_seeds_they_share(tmp_path):
     a = write_eval(tmp_path / "a", {"0": _episodes([10, 11, 12], [1, 0, 0], [1.2, 0.1, 0.0])})
     # Another seed order and one episode more: joined by seed, the extra one left out.
-    b = write_eval(tmp_path / "b", {"0": _episodes([12, 11], [1, 0], [1.2, 0.0]), "1": _episodes([13], [1], [1.2])})
+    b = write_eval(
+        tmp_path / "b", {"0": _episodes([12, 11], [1, 0], [1.2, 0.0]), "1": _episodes([13], [1], [1.2])}
+    )
     outcomes = hard_states.load_outcomes([a, b], "train")
     assert outcomes == {11: [(False, True), (False, False)], 12: [(False, False), (True, True)]}
     c = write_eval(tmp_path / "c", {"0": _episodes([99], [0], [0.0])})
     with pytest.raises(SystemExit, match="share no episode seed"):
         hard_states.load_outcomes([a, c], "train")
+
+
+def test_evaluations_of_different_layouts_are_refused_before_the_simulator_starts(tmp_path, capsys):
+    folders = []
+    for name, layout in (("narrow", "narrow"), ("full", "full")):
+        folders.append(
+            write_eval(tmp_path / name, {"0": _episodes([10], [1], [1.2])}, setting="unseen_table")
+        )
+        (tmp_path / name / "evaluation.json").write_text(json.dumps({"layout": layout}))
+    with pytest.raises(SystemExit, match=r"different layouts \['full', 'narrow'\]"):
+        hard_states.main(["--setting=unseen_table", *folders])
+    with pytest.raises(SystemExit, match="hard_states.py"):
+        hard_states.main(["--setting=unseen_table"])  # no folder: the usage
 
 
 def test_the_spread_counts_states_and_what_independent_draws_would_give():

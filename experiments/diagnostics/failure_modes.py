@@ -33,14 +33,30 @@ def outcome(success: float, success_once: float, episode_return: float) -> str:
     return OUTCOMES[level]
 
 
-def count_outcomes(eval_dir: str, setting: str) -> dict[str, int]:
+def read_setting(eval_dir: str, setting: str) -> dict[str, dict[str, list]]:
+    """One setting's episodes from an evaluation folder: evaluation seed -> per-episode lists."""
     path = os.path.join(eval_dir, "settings", f"{setting}.json")
     if not os.path.isfile(path):
-        sys.exit(f"error: {path} does not exist; pass an evaluation folder (eval --out) that holds setting {setting!r}")
+        sys.exit(
+            f"error: {path} does not exist; pass evaluation folders (eval --out) that hold setting {setting!r}"
+        )
     with open(path) as f:
-        seeds = json.load(f)["seeds"]
+        return json.load(f)["seeds"]
+
+
+def setting_and_folders(argv: list[str], usage: str) -> tuple[str, list[str]]:
+    """The diagnostics' command line: `[--setting=NAME] EVAL [EVAL ...]`, setting `train` by default."""
+    setting = "train"
+    if argv and argv[0].startswith("--setting="):
+        setting, argv = argv[0].split("=", 1)[1], argv[1:]
+    if not argv:
+        sys.exit(usage)
+    return setting, argv
+
+
+def count_outcomes(eval_dir: str, setting: str) -> dict[str, int]:
     counts = dict.fromkeys(OUTCOMES, 0)
-    for episodes in seeds.values():
+    for episodes in read_setting(eval_dir, setting).values():
         for s, once, r in zip(episodes["success"], episodes["success_once"], episodes["return"]):
             counts[outcome(s, once, r)] += 1
     return counts
@@ -58,12 +74,8 @@ def table(eval_dirs: list[str], setting: str) -> str:
 
 
 def main(argv: list[str]) -> None:
-    setting = "train"
-    if argv and argv[0].startswith("--setting="):
-        setting, argv = argv[0].split("=", 1)[1], argv[1:]
-    if not argv:
-        sys.exit(__doc__)
-    print(table(argv, setting))
+    setting, eval_dirs = setting_and_folders(argv, __doc__)
+    print(table(eval_dirs, setting))
 
 
 if __name__ == "__main__":

@@ -16,23 +16,23 @@ import math
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))  # the repository, for rl2vla_jax
+sys.path.insert(0, HERE)  # for failure_modes, also when this file is loaded by path (the tests)
+from failure_modes import OUTCOMES, outcome, read_setting, setting_and_folders  # noqa: E402
 
 
 def load_outcomes(eval_dirs: list[str], setting: str) -> dict[int, list[tuple[bool, bool]]]:
     """Episode seed -> (success, ever grasped) per evaluation, for the seeds every evaluation played."""
     per_eval = []
     for d in eval_dirs:
-        path = os.path.join(d, "settings", f"{setting}.json")
-        if not os.path.isfile(path):
-            sys.exit(f"error: {path} does not exist; pass evaluation folders (eval --out) that hold setting {setting!r}")
-        with open(path) as f:
-            seeds = json.load(f)["seeds"]
         played = {}
-        for episodes in seeds.values():
-            # An unplaced episode's return is its grasp potential: > 0 once the object was grasped.
-            for seed, success, ret in zip(episodes["episode_seed"], episodes["success"], episodes["return"]):
-                played[int(seed)] = (bool(success), bool(success) or ret > 0.05)
+        for episodes in read_setting(d, setting).values():
+            for seed, *flags in zip(
+                episodes["episode_seed"], episodes["success"], episodes["success_once"], episodes["return"]
+            ):
+                how = outcome(*flags)
+                played[int(seed)] = (how == OUTCOMES[-1], how != OUTCOMES[0])
         per_eval.append(played)
     shared = sorted(set.intersection(*(set(p) for p in per_eval)))
     if not shared:
@@ -98,24 +98,24 @@ def read_plans(seeds: list[int], setting: str, layout: str) -> dict[int, dict]:
 
 
 def main(argv: list[str]) -> None:
-    setting = "train"
-    if argv and argv[0].startswith("--setting="):
-        setting, argv = argv[0].split("=", 1)[1], argv[1:]
-    if not argv:
-        sys.exit(__doc__)
-    outcomes = load_outcomes(argv, setting)
+    setting, eval_dirs = setting_and_folders(argv, __doc__)
+    outcomes = load_outcomes(eval_dirs, setting)
     layouts = set()
-    for d in argv:
+    for d in eval_dirs:
         with open(os.path.join(d, "evaluation.json")) as f:
             layouts.add(json.load(f).get("layout", "full"))
     if len(layouts) != 1:
-        sys.exit(f"error: the evaluations ran different layouts {sorted(layouts)}; pass evaluations of one layout")
+        sys.exit(
+            f"error: the evaluations ran different layouts {sorted(layouts)}; pass evaluations of one layout"
+        )
     plans = read_plans(list(outcomes), setting, layouts.pop())
     print(spread_table(outcomes))
     print()
     print(group_table(outcomes, {s: p["object"] for s, p in plans.items()}, "target object"))
     print()
-    print(group_table(outcomes, {s: p["distance"] for s, p in plans.items()}, "object from the layout centre"))
+    print(
+        group_table(outcomes, {s: p["distance"] for s, p in plans.items()}, "object from the layout centre")
+    )
 
 
 if __name__ == "__main__":
